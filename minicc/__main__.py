@@ -1,0 +1,3 @@
+from minicc.cli import main
+
+main()
