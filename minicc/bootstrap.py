@@ -1,0 +1,251 @@
+"""First run and start-up checks for ``minicc serve``.
+
+- ``prepare_data_dir``: the data folder exists and is writable, or one clear error.
+- ``check_ports``: the listeners' ports are free, or one clear error naming the flag to change.
+- ``ensure_demo``: on the very first run, a ``demo`` tenant with three extensions whose
+  generated passwords are kept in ``demo-logins.toml`` (0600) so later starts can show them
+  again; the database only holds HA1 values, which cannot be turned back into passwords.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import secrets
+import socket
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from minicc.config import ServeConfig, env_var, flag_name
+from minicc.store.control import ControlStore
+from minicc.store.database import StoreError
+
+logger = logging.getLogger(__name__)
+
+DEMO_TENANT = "demo"
+DEMO_DOMAIN = "demo.localhost"
+DEMO_EXTENSIONS: tuple[tuple[str, str], ...] = (
+    ("1001", "Agent One"),
+    ("1002", "Agent Two"),
+    ("1003", "Agent Three"),
+)
+DEMO_LOGINS_FILE = "demo-logins.toml"
+
+
+class StartupError(Exception):
+    """Start-up cannot continue; the message is one line naming the problem and the fix."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DemoLogin:
+    """One demo extension with its clear-text password."""
+
+    extension: str
+    """SIP user name."""
+    name: str
+    """Display name."""
+    password: str
+    """Generated password, shown in the banner."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DemoInfo:
+    """The demo tenant's logins, as written to ``demo-logins.toml``."""
+
+    tenant: str
+    """Tenant name (``demo``)."""
+    domain: str
+    """SIP domain and digest realm (``demo.localhost``)."""
+    logins: tuple[DemoLogin, ...]
+    """Extensions with their passwords."""
+
+
+def default_password() -> str:
+    """A random password easy to type into a softphone: 12 URL-safe characters."""
+    return secrets.token_urlsafe(9)
+
+
+def prepare_data_dir(data_dir: Path) -> None:
+    """Create the data dir (mode 0700) if needed and prove it is writable.
+
+    Raises:
+        StartupError: naming the folder, the reason and how to pick another one.
+    """
+    fix = f"choose another with --data-dir or {env_var('data_dir')}, or fix its permissions"
+    if data_dir.exists() and not data_dir.is_dir():
+        raise StartupError(f"data dir {data_dir} is a file, not a folder: {fix}")
+    try:
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        probe = data_dir / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise StartupError(
+            f"data dir {data_dir} is not usable ({exc.strerror or exc}): {fix}"
+        ) from None
+
+
+def _listeners(config: ServeConfig) -> list[tuple[str, str, int, socket.SocketKind]]:
+    found = [
+        ("SIP", "sip_port", config.sip_port, socket.SOCK_DGRAM),
+        ("SIP", "sip_port", config.sip_port, socket.SOCK_STREAM),
+        ("HTTP", "http_port", config.http_port, socket.SOCK_STREAM),
+    ]
+    if config.tls_enabled and config.sip_tls_port is not None:
+        found.append(("SIP TLS", "sip_tls_port", config.sip_tls_port, socket.SOCK_STREAM))
+    return found
+
+
+def check_ports(config: ServeConfig) -> None:
+    """Try to bind each listening port once, then release it.
+
+    This is a pre-flight check so that ``serve --check`` and start-up can report a busy port
+    in one line; the real sockets are opened by the switch's transport afterwards. TCP
+    probes set SO_REUSEADDR like asyncio's servers do, so a port in TIME_WAIT is not
+    reported as busy.
+
+    Raises:
+        StartupError: the first port that cannot be bound, with the setting to change.
+    """
+    try:
+        infos = socket.getaddrinfo(config.bind, None, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise StartupError(
+            f"bind address {config.bind!r} does not resolve ({exc.strerror}): "
+            f"set --bind / {env_var('bind')} to an address of this machine"
+        ) from None
+    family, _, _, _, sockaddr = infos[0]
+    host = sockaddr[0]
+    for label, key, port, kind in _listeners(config):
+        proto = "udp" if kind == socket.SOCK_DGRAM else "tcp"
+        sock = socket.socket(family, kind)
+        try:
+            if kind == socket.SOCK_STREAM:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+        except OSError as exc:
+            raise StartupError(_bind_error(label, key, port, proto, config.bind, exc)) from None
+        finally:
+            sock.close()
+
+
+def _bind_error(label: str, key: str, port: int, proto: str, bind: str, exc: OSError) -> str:
+    change = f"{flag_name(key)} / {env_var(key)} / {key} in the config file"
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"{label} port {port}/{proto} on {bind} is already in use: stop the program "
+            f"using it or choose another port with {change}"
+        )
+    if exc.errno == errno.EACCES:
+        return (
+            f"{label} port {port}/{proto} on {bind} needs privileges: use a port above 1023 "
+            f"with {change}"
+        )
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return (
+            f"bind address {bind} is not an address of this machine: set --bind / "
+            f"{env_var('bind')} to one of its addresses, or 0.0.0.0 for all"
+        )
+    return f"cannot listen on {label} port {port}/{proto} on {bind} ({exc.strerror}): {change}"
+
+
+def ensure_demo(
+    control: ControlStore, token_factory: Callable[[], str] = default_password
+) -> DemoInfo | None:
+    """Create the demo tenant on the first run (no tenants at all yet).
+
+    Args:
+        control: the data dir's control store.
+        token_factory: returns one new password per call (injected by tests).
+
+    Returns:
+        The demo logins when they were just created, else None.
+
+    Raises:
+        StoreError: the tenant database or the logins file cannot be written.
+    """
+    if control.list_tenants():
+        return None
+    try:
+        tenant = control.add_tenant(DEMO_TENANT, DEMO_DOMAIN)
+    except StoreError:
+        # Another process (a second `minicc serve`, a CLI command) won the first-run race.
+        if control.get_tenant(DEMO_TENANT) is not None:
+            return None
+        raise
+    logins = tuple(
+        DemoLogin(extension=ext, name=name, password=token_factory())
+        for ext, name in DEMO_EXTENSIONS
+    )
+    with control.open_tenant(tenant) as store:
+        for login in logins:
+            store.add_extension(login.extension, login.password, tenant.domain, login.name)
+    control.set_default_tenant(tenant.name)
+    info = DemoInfo(tenant=tenant.name, domain=tenant.domain, logins=logins)
+    write_demo_logins(control.data_dir, info)
+    logger.info("created demo tenant %s with %d extensions", tenant.name, len(logins))
+    return info
+
+
+def _toml_string(value: str) -> str:
+    # A JSON string with ASCII escapes is also a valid TOML basic string.
+    return json.dumps(value, ensure_ascii=True)
+
+
+def write_demo_logins(data_dir: Path, info: DemoInfo) -> Path:
+    """Write ``demo-logins.toml`` readable by the owner only (0600), atomically."""
+    lines = [
+        "# Demo logins created on the first run of minicc serve.",
+        "# The database keeps only password hashes; this file is how they can be shown again.",
+        f"tenant = {_toml_string(info.tenant)}",
+        f"domain = {_toml_string(info.domain)}",
+    ]
+    for login in info.logins:
+        lines += [
+            "",
+            "[[login]]",
+            f"extension = {_toml_string(login.extension)}",
+            f"name = {_toml_string(login.name)}",
+            f"password = {_toml_string(login.password)}",
+        ]
+    target = data_dir / DEMO_LOGINS_FILE
+    temp = data_dir / f".{DEMO_LOGINS_FILE}.{os.getpid()}.tmp"
+    try:
+        # Created 0600 from the start: the secret is never readable by others, not even
+        # briefly between create and chmod.
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write("\n".join(lines) + "\n")
+        os.replace(temp, target)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise StoreError(f"cannot write {target}: {exc.strerror or exc}") from exc
+    return target
+
+
+def load_demo_logins(data_dir: Path) -> DemoInfo | None:
+    """Read ``demo-logins.toml`` back; None when absent or unreadable (logged)."""
+    path = data_dir / DEMO_LOGINS_FILE
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+        return DemoInfo(
+            tenant=str(document["tenant"]),
+            domain=str(document["domain"]),
+            logins=tuple(
+                DemoLogin(
+                    extension=str(item["extension"]),
+                    name=str(item["name"]),
+                    password=str(item["password"]),
+                )
+                for item in document.get("login", [])
+            ),
+        )
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, TypeError) as exc:
+        logger.warning("ignoring unreadable %s: %s", path, exc)
+        return None
