@@ -1,0 +1,589 @@
+"""The ``minicc`` command: ``serve`` and the management commands on a data dir.
+
+Management commands open the same SQLite files as a running server (WAL mode allows it) and
+the server notices their commits through ``PRAGMA data_version``, so no restart is needed.
+
+Every failure ends with one ``error: ...`` line on stderr and exit status 2 (bad usage or
+configuration) or 1 (anything else); tracebacks are logged at debug level only (``--debug``).
+"""
+
+from __future__ import annotations
+
+import csv
+import errno
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from minicc import __version__
+from minicc.bootstrap import StartupError
+from minicc.config import ConfigError, env_var, load_serve_config, resolve_data_dir
+from minicc.store.control import ControlStore, normalize_domain, validate_tenant_name
+from minicc.store.database import StoreError
+from minicc.store.tenant import validate_extension, validate_password
+from minicc.tenants.models import CallRecord, Tenant
+
+logger = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_RUNTIME = 1
+EXIT_USAGE = 2
+
+CDR_FIELDS = (
+    "id",
+    "tenant",
+    "call_id",
+    "from_display",
+    "from_user",
+    "to_user",
+    "start",
+    "answer",
+    "end",
+    "duration",
+    "billable_seconds",
+    "disposition",
+    "hangup_side",
+    "sip_cause",
+    "recording_path",
+)
+
+
+class CliError(Exception):
+    """A runtime failure with a message fit for the user (exit status 1)."""
+
+
+# -- logging ---------------------------------------------------------------------------------
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at emit time (test runners swap it)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> IO[str]:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: IO[str]) -> None:
+        pass
+
+
+def _setup_logging(level: str) -> None:
+    root = logging.getLogger("minicc")
+    if not any(isinstance(h, _StderrHandler) for h in root.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+    root.setLevel(level.upper())
+
+
+# -- the group and its error handling ------------------------------------------------------
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+class MiniccGroup(click.Group):
+    """A click group that turns every failure into one ``error:`` line and an exit status."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> int:
+        code = self._run(args, prog_name, complete_var, **extra)
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+    def _run(
+        self,
+        args: Sequence[str] | None,
+        prog_name: str | None,
+        complete_var: str | None,
+        **extra: Any,
+    ) -> int:
+        no_args_is_help = getattr(click.exceptions, "NoArgsIsHelpError", None)
+        try:
+            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.UsageError as exc:
+            if no_args_is_help is not None and isinstance(exc, no_args_is_help):
+                click.echo(exc.ctx.get_help() if exc.ctx else exc.format_message())
+                return 0
+            hint = ""
+            if exc.ctx is not None:
+                hint = f" (see '{exc.ctx.command_path} --help')"
+            return _fail(_one_line(exc.format_message()) + hint, EXIT_USAGE)
+        except ConfigError as exc:
+            return _fail(str(exc), EXIT_USAGE)
+        except click.ClickException as exc:
+            return _fail(_one_line(exc.format_message()), exc.exit_code)
+        except (CliError, StoreError, StartupError) as exc:
+            logger.debug("command failed", exc_info=True)
+            return _fail(str(exc), EXIT_RUNTIME)
+        except (click.exceptions.Abort, KeyboardInterrupt):
+            click.echo("", err=True)
+            return 130
+        except BrokenPipeError:
+            # `minicc cdr export | head`: the reader left; not an error worth a message.
+            return 0
+        except Exception as exc:
+            logger.debug("unexpected failure", exc_info=True)
+            return _fail(
+                f"unexpected {type(exc).__name__}: {exc} (run with --debug for details)",
+                EXIT_RUNTIME,
+            )
+        return result if isinstance(result, int) else 0
+
+
+def _fail(message: str, code: int) -> int:
+    click.echo(f"error: {message}", err=True)
+    return code
+
+
+@dataclass
+class _State:
+    data_dir: str | None = None
+
+
+def data_dir_option(fn: F) -> F:
+    """``--data-dir`` on a subcommand; it overrides the group's option."""
+    return click.option(
+        "--data-dir",
+        "data_dir",
+        type=click.Path(file_okay=False, path_type=str),
+        default=None,
+        help=f"Data folder (default: ${env_var('data_dir')}, else the per-user data folder).",
+    )(fn)
+
+
+def _data_dir(ctx: click.Context, data_dir: str | None) -> Path:
+    state = ctx.find_object(_State)
+    flag = data_dir or (state.data_dir if state else None)
+    return resolve_data_dir(flag, os.environ)
+
+
+@contextmanager
+def _control(ctx: click.Context, data_dir: str | None) -> Iterator[ControlStore]:
+    store = ControlStore(_data_dir(ctx, data_dir))
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _tenant(control: ControlStore, name_or_domain: str) -> Tenant:
+    tenant = control.get_tenant(name_or_domain)
+    if tenant is None:
+        raise CliError(
+            f"no tenant named {name_or_domain!r}: see 'minicc tenant list' for the names"
+        )
+    return tenant
+
+
+def _usage(exc: StoreError) -> click.UsageError:
+    return click.UsageError(str(exc))
+
+
+def _print_json(value: object) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+@click.group(
+    name="minicc", cls=MiniccGroup, context_settings={"help_option_names": ["-h", "--help"]}
+)
+@click.version_option(__version__, prog_name="minicc")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=str),
+    default=None,
+    help=f"Data folder (default: ${env_var('data_dir')}, else the per-user data folder).",
+)
+@click.option("--debug", is_flag=True, help="Log debug details, tracebacks included.")
+@click.pass_context
+def cli(ctx: click.Context, data_dir: str | None, debug: bool) -> None:
+    """minicc: a terminal-first call center with its own SIP softswitch."""
+    _setup_logging("debug" if debug else "warning")
+    ctx.obj = _State(data_dir=data_dir)
+    ctx.meta["minicc.debug"] = debug
+
+
+# -- serve -----------------------------------------------------------------------------------
+
+
+def _serve_flag(name: str, help_text: str) -> Callable[[F], F]:
+    return click.option(f"--{name}", default=None, metavar="VALUE", help=help_text)
+
+
+@cli.command()
+@data_dir_option
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=str),
+    default=None,
+    help="TOML file with a [serve] table (default: $MINICC_CONFIG).",
+)
+@_serve_flag("bind", "Address to listen on (default 127.0.0.1; 0.0.0.0 for all).")
+@_serve_flag("sip-port", "SIP UDP/TCP port (default 5060).")
+@_serve_flag("http-port", "HTTP port for the API and web page (default 8080).")
+@_serve_flag("sip-tls-port", "SIP TLS port (default 5061 when a certificate is set).")
+@_serve_flag("tls-cert", "PEM certificate for SIP TLS.")
+@_serve_flag("tls-key", "PEM private key for SIP TLS.")
+@_serve_flag("rtp-port-min", "Lowest RTP port (default 20000).")
+@_serve_flag("rtp-port-max", "Highest RTP port (default 29999).")
+@_serve_flag("ring-timeout", "Seconds before an unanswered call gives up (default 60).")
+@_serve_flag("log-level", "debug, info, warning or error (default info).")
+@_serve_flag("public-address", "Address phones reach us at, put in Contact/SDP.")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Validate the configuration, prepare the data dir, check the ports, show the "
+    "banner, then exit.",
+)
+@click.pass_context
+def serve(ctx: click.Context, config_file: str | None, check: bool, **flags: str | None) -> None:
+    """Run the call center (creates a demo tenant on the first run).
+
+    Every option can also be set as MINICC_<OPTION> (MINICC_SIP_PORT) or in the config file.
+    """
+    # Imported here: they pull in nothing heavy, but keep `minicc tenant ...` lean.
+    from minicc.banner import render_banner
+    from minicc.bootstrap import check_ports, ensure_demo, load_demo_logins, prepare_data_dir
+
+    state = ctx.find_object(_State)
+    if flags.get("data_dir") is None and state is not None:
+        flags["data_dir"] = state.data_dir
+    config = load_serve_config(flags=flags, env=os.environ, config_file=config_file)
+    debug = ctx.meta.get("minicc.debug") or config.log_level == "debug"
+    if debug:
+        _setup_logging("debug")
+    prepare_data_dir(config.data_dir)
+    with ControlStore(config.data_dir) as control:
+        demo = ensure_demo(control) or load_demo_logins(config.data_dir)
+        tenants = control.list_tenants()
+        default = control.default_tenant()
+    check_ports(config)
+    console = Console()
+    console.print(
+        render_banner(config, tenants, demo, default_tenant=default.name if default else None)
+    )
+    if check:
+        console.print("configuration OK; not starting (--check)")
+        return
+    console.print("Ctrl+C stops the server.")
+    # Quiet until here so start-up problems read as one line; the server logs at its level.
+    if not debug:
+        _setup_logging(config.log_level)
+    try:
+        from minicc import server
+    except ImportError as exc:
+        raise CliError(f"the server part of minicc is missing ({exc}): reinstall minicc") from exc
+    try:
+        server.run(config)
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        logger.debug("server failed to start", exc_info=True)
+        if exc.errno == errno.EADDRINUSE:
+            raise CliError(
+                f"a port is already in use ({exc.strerror}): stop the other program or "
+                "change --sip-port/--http-port; 'minicc serve --check' shows which"
+            ) from exc
+        raise CliError(f"cannot start: {exc}") from exc
+    click.echo("minicc stopped.", err=True)
+
+
+# -- tenant ----------------------------------------------------------------------------------
+
+
+@cli.group()
+def tenant() -> None:
+    """Add and list tenants (companies served by this switch)."""
+
+
+@tenant.command("add")
+@data_dir_option
+@click.argument("name")
+@click.option("--domain", required=True, help="SIP domain of the tenant (its digest realm).")
+@click.option("--json", "as_json", is_flag=True, help="Print the new tenant as JSON.")
+@click.pass_context
+def tenant_add(
+    ctx: click.Context, data_dir: str | None, name: str, domain: str, as_json: bool
+) -> None:
+    """Add tenant NAME (lowercase letters, digits, '-') with its SIP domain."""
+    try:
+        validate_tenant_name(name)
+        domain = normalize_domain(domain)
+    except StoreError as exc:
+        raise _usage(exc) from exc
+    with _control(ctx, data_dir) as control:
+        created = control.add_tenant(name, domain)
+        # Create the tenant's own database now, so problems show here and not on a call.
+        control.open_tenant(created).close()
+    if as_json:
+        _print_json(_tenant_json(created, default=False, users=0))
+    else:
+        click.echo(f"added tenant {created.name} (domain {created.domain})")
+
+
+def _tenant_json(tenant: Tenant, *, default: bool, users: int) -> dict[str, Any]:
+    return {
+        "name": tenant.name,
+        "domain": tenant.domain,
+        "aliases": list(tenant.aliases),
+        "status": tenant.status.value,
+        "default": default,
+        "users": users,
+        "created_at": tenant.created_at.isoformat(),
+    }
+
+
+@tenant.command("list")
+@data_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def tenant_list(ctx: click.Context, data_dir: str | None, as_json: bool) -> None:
+    """List tenants."""
+    with _control(ctx, data_dir) as control:
+        default = control.default_tenant()
+        rows = []
+        for item in control.list_tenants():
+            with control.open_tenant(item) as store:
+                users = len(store.list_extensions())
+            rows.append(
+                _tenant_json(
+                    item, default=default is not None and default.id == item.id, users=users
+                )
+            )
+    if as_json:
+        _print_json(rows)
+        return
+    if not rows:
+        click.echo("no tenants yet: add one with 'minicc tenant add NAME --domain D'")
+        return
+    table = Table(title="Tenants")
+    for column in ("Name", "Domain", "Aliases", "Users", "Default", "Created"):
+        table.add_column(column, no_wrap=column in ("Name", "Domain"))
+    for row in rows:
+        table.add_row(
+            row["name"],
+            row["domain"],
+            " ".join(row["aliases"]),
+            str(row["users"]),
+            "yes" if row["default"] else "",
+            row["created_at"][:10],
+        )
+    Console().print(table)
+
+
+# -- user ------------------------------------------------------------------------------------
+
+
+@cli.group()
+def user() -> None:
+    """Add and list SIP logins (extensions) of a tenant."""
+
+
+@user.command("add")
+@data_dir_option
+@click.option("--tenant", "tenant_name", required=True, help="Tenant name or SIP domain.")
+@click.option("--extension", required=True, help="2 to 15 digits, e.g. 1005.")
+@click.option("--password", required=True, help="SIP password, at least 6 characters.")
+@click.option("--name", default=None, help="Display name, e.g. 'Ada Lovelace'.")
+@click.option("--json", "as_json", is_flag=True, help="Print the new login as JSON.")
+@click.pass_context
+def user_add(
+    ctx: click.Context,
+    data_dir: str | None,
+    tenant_name: str,
+    extension: str,
+    password: str,
+    name: str | None,
+    as_json: bool,
+) -> None:
+    """Add a SIP login to a tenant. Only password hashes are stored."""
+    try:
+        validate_extension(extension)
+        validate_password(password)
+    except StoreError as exc:
+        raise _usage(exc) from exc
+    with _control(ctx, data_dir) as control:
+        target = _tenant(control, tenant_name)
+        with control.open_tenant(target) as store:
+            added = store.add_extension(extension, password, target.domain, name)
+    if as_json:
+        _print_json(
+            {
+                "tenant": target.name,
+                "domain": target.domain,
+                **_user_json(added.extension, added.name, added.created_at, 0),
+            }
+        )
+    else:
+        click.echo(
+            f"added extension {added.extension} to tenant {target.name} "
+            f"(login {added.extension}@{target.domain})"
+        )
+
+
+def _user_json(
+    extension: str, name: str | None, created: datetime | None, registered: int
+) -> dict[str, Any]:
+    return {
+        "extension": extension,
+        "name": name,
+        "registered": registered,
+        "created_at": created.isoformat() if created else None,
+    }
+
+
+@user.command("list")
+@data_dir_option
+@click.option("--tenant", "tenant_name", required=True, help="Tenant name or SIP domain.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def user_list(ctx: click.Context, data_dir: str | None, tenant_name: str, as_json: bool) -> None:
+    """List a tenant's SIP logins (never their passwords)."""
+    with _control(ctx, data_dir) as control:
+        target = _tenant(control, tenant_name)
+        with control.open_tenant(target) as store:
+            extensions = store.list_extensions()
+            registered = store.binding_counts(time.time())
+    rows = [
+        _user_json(e.extension, e.name, e.created_at, registered.get(e.extension, 0))
+        for e in extensions
+    ]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table(title=f"Logins of {target.name} (domain {target.domain})")
+    for column in ("Extension", "Name", "Registered", "Created"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row["extension"],
+            row["name"] or "",
+            str(row["registered"]) if row["registered"] else "",
+            (row["created_at"] or "")[:10],
+        )
+    Console().print(table)
+
+
+# -- cdr -------------------------------------------------------------------------------------
+
+
+def _parse_when(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not a date: use ISO 8601 such as 2024-05-01, 2024-05-01T09:30 "
+            "(local time) or 2024-05-01T09:30Z",
+            ctx=ctx,
+            param=param,
+        ) from None
+    # A date without a zone means local time: what a person typing it means.
+    return parsed if parsed.tzinfo is not None else parsed.astimezone()
+
+
+def cdr_dict(record: CallRecord) -> dict[str, Any]:
+    """One call record as plain JSON-ready values (times in ISO 8601 UTC)."""
+    return {
+        "id": record.id,
+        "tenant": record.tenant,
+        "call_id": record.call_id,
+        "from_display": record.from_display,
+        "from_user": record.from_user,
+        "to_user": record.to_user,
+        "start": record.start.isoformat(),
+        "answer": record.answer.isoformat() if record.answer else None,
+        "end": record.end.isoformat(),
+        "duration": round(record.duration, 3),
+        "billable_seconds": record.billable_seconds,
+        "disposition": record.disposition.value,
+        "hangup_side": record.hangup_side.value,
+        "sip_cause": record.sip_cause,
+        "recording_path": record.recording_path,
+    }
+
+
+def _write_cdrs(out: IO[str], records: list[CallRecord], fmt: str) -> None:
+    rows = [cdr_dict(r) for r in records]
+    if fmt == "json":
+        json.dump(rows, out, indent=2, ensure_ascii=False)
+        out.write("\n")
+        return
+    writer = csv.DictWriter(out, fieldnames=CDR_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+
+
+@cli.group()
+def cdr() -> None:
+    """Call-detail records."""
+
+
+@cdr.command("export")
+@data_dir_option
+@click.option("--tenant", "tenant_name", required=True, help="Tenant name or SIP domain.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True
+)
+@click.option("--since", callback=_parse_when, help="Calls that started at or after this.")
+@click.option("--until", callback=_parse_when, help="Calls that started before this.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write to FILE instead of standard output.",
+)
+@click.pass_context
+def cdr_export(
+    ctx: click.Context,
+    data_dir: str | None,
+    tenant_name: str,
+    fmt: str,
+    since: datetime | None,
+    until: datetime | None,
+    output: Path | None,
+) -> None:
+    """Export a tenant's call-detail records, oldest first."""
+    with _control(ctx, data_dir) as control:
+        target = _tenant(control, tenant_name)
+        with control.open_tenant(target) as store:
+            records = store.export_cdrs(since=since, until=until)
+    if output is None:
+        _write_cdrs(sys.stdout, records, fmt)
+        return
+    try:
+        with output.open("w", encoding="utf-8", newline="") as fh:
+            _write_cdrs(fh, records, fmt)
+    except OSError as exc:
+        raise CliError(f"cannot write {output}: {exc.strerror or exc}") from exc
+    click.echo(f"wrote {len(records)} call records to {output}", err=True)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point (``minicc`` and ``python -m minicc``)."""
+    cli.main(args=list(argv) if argv is not None else None, prog_name="minicc")
