@@ -351,8 +351,26 @@ def _tenant_json(tenant: Tenant, *, default: bool, users: int) -> dict[str, Any]
         "status": tenant.status.value,
         "default": default,
         "users": users,
+        "record_calls": tenant.record_calls,
         "created_at": tenant.created_at.isoformat(),
     }
+
+
+@tenant.command("set")
+@data_dir_option
+@click.argument("name")
+@click.option(
+    "--recording",
+    type=click.Choice(["on", "off"]),
+    required=True,
+    help="Record every answered call of the tenant (two-channel WAV, one party per channel).",
+)
+@click.pass_context
+def tenant_set(ctx: click.Context, data_dir: str | None, name: str, recording: str) -> None:
+    """Change a setting of tenant NAME (by name or domain)."""
+    with _control(ctx, data_dir) as control:
+        updated = control.set_recording(name, recording == "on")
+    click.echo(f"tenant {updated.name}: recording {'on' if updated.record_calls else 'off'}")
 
 
 @tenant.command("list")

@@ -47,6 +47,8 @@ MIGRATIONS: tuple[Migration, ...] = (
         value TEXT NOT NULL
     );
     """,
+    # 2: per-tenant call recording (issue 2: "optional per-tenant recording of bridged calls").
+    "ALTER TABLE tenants ADD COLUMN record_calls INTEGER NOT NULL DEFAULT 0;",
 )
 
 _NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
@@ -164,6 +166,22 @@ class ControlStore:
         tenant = self.get_tenant(name)
         assert tenant is not None  # just committed by us; tenants are never deleted here
         return tenant
+
+    def set_recording(self, tenant: str, enabled: bool) -> Tenant:
+        """Turn recording of every answered call of ``tenant`` on or off.
+
+        Raises:
+            StoreError: unknown tenant.
+        """
+        found = self._require(tenant)
+        self.db.write(
+            lambda conn: conn.execute(
+                "UPDATE tenants SET record_calls = ? WHERE id = ?", (int(enabled), found.id)
+            )
+        )
+        updated = self.get_tenant(found.name)
+        assert updated is not None
+        return updated
 
     def add_domain_alias(self, tenant: str, domain: str) -> None:
         """Make ``domain`` resolve to ``tenant`` (by name or domain) as well.
@@ -292,7 +310,7 @@ class ControlStore:
     @staticmethod
     def _select(conn: sqlite3.Connection, where: str, params: tuple[str, ...]) -> list[Tenant]:
         rows = conn.execute(
-            "SELECT t.id, t.name, t.domain, t.created_at, t.status,"
+            "SELECT t.id, t.name, t.domain, t.created_at, t.status, t.record_calls,"
             " (SELECT group_concat(domain, ' ') FROM"
             "   (SELECT domain FROM tenant_domains WHERE tenant_id = t.id AND NOT is_primary"
             "    ORDER BY domain)) AS aliases"
@@ -307,6 +325,7 @@ class ControlStore:
                 created_at=datetime.fromisoformat(row["created_at"]),
                 status=TenantStatus(row["status"]),
                 aliases=tuple(row["aliases"].split()) if row["aliases"] else (),
+                record_calls=bool(row["record_calls"]),
             )
             for row in rows
         ]

@@ -85,6 +85,8 @@ class Tenant:
     """Suspended tenants are kept but refused service."""
     aliases: tuple[str, ...] = ()
     """Other SIP domains that resolve to this tenant."""
+    record_calls: bool = False
+    """Record every answered call to a two-channel WAV under the data dir's recordings/."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

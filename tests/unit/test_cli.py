@@ -524,3 +524,26 @@ def test_console_entry(data: Path) -> None:
     )
     for proc in (added, user, listed, exported, bad):
         assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_tenant_set_recording_round_trip(tmp_path: Path) -> None:
+    from minicc.cli import cli as cli_main
+
+    runner = CliRunner()
+    data = str(tmp_path / "data")
+    assert (
+        runner.invoke(
+            cli_main, ["tenant", "add", "acme", "--domain", "acme.test", "--data-dir", data]
+        ).exit_code
+        == 0
+    )
+    result = runner.invoke(
+        cli_main, ["tenant", "set", "acme", "--recording", "on", "--data-dir", data]
+    )
+    assert result.exit_code == 0, result.output
+    listed = runner.invoke(cli_main, ["tenant", "list", "--json", "--data-dir", data])
+    assert '"record_calls": true' in listed.output
+    missing = runner.invoke(
+        cli_main, ["tenant", "set", "nope", "--recording", "on", "--data-dir", data]
+    )
+    assert missing.exit_code != 0 and "Traceback" not in missing.output
