@@ -7,15 +7,20 @@ unfolding) so a message relayed by the B2BUA carries unknown headers through unc
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 
-from minicc.switch.sip.errors import SipParseError
+from minicc.switch.sip.errors import LocalProtocolError, SipParseError
 from minicc.switch.sip.uri import (
     Params,
     SipUri,
+    copy_uri,
     format_params,
+    is_digits,
     is_token,
+    parse_hostport,
     parse_params,
     parse_quoted,
     parse_uri,
@@ -128,21 +133,74 @@ LIST_HEADERS = frozenset(
 )
 
 
-def canonical_name(name: str) -> str:
-    """Expand a compact form and give a known header its usual spelling."""
+@lru_cache(maxsize=4096)
+def _name_and_key(name: str) -> tuple[str, str]:
+    # Bounded: header names come from peers, and a flood of made-up names must not grow it.
     lower = name.lower()
     if len(lower) == 1 and lower in COMPACT_FORMS:
-        return COMPACT_FORMS[lower]
-    return _CANONICAL.get(lower, name)
+        canonical = COMPACT_FORMS[lower]
+        return canonical, canonical.lower()
+    return _CANONICAL.get(lower, name), lower
+
+
+_WIRE_NAMES: dict[str, tuple[str, str]] = {}
+_HEADER_NAME_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
+
+
+def wire_name(name: str) -> tuple[str, str] | None:
+    """(canonical name, lookup key) for a header name read off the wire, or None if the
+    name is not a token (RFC 3261 §7.3.1). Cached: the same few names arrive all day."""
+    known = _WIRE_NAMES.get(name)
+    if known is not None:
+        return known
+    if _HEADER_NAME_RE.fullmatch(name) is None:
+        return None
+    if len(_WIRE_NAMES) >= 4096:
+        _WIRE_NAMES.clear()  # bounded against peers inventing names
+    known = _WIRE_NAMES[name] = _name_and_key(name)
+    return known
+
+
+def canonical_name(name: str) -> str:
+    """Expand a compact form and give a known header its usual spelling."""
+    return _name_and_key(name)[0]
+
+
+def _check_line(name: str, value: str) -> None:
+    if "\r" in value or "\n" in value or "\r" in name or "\n" in name or ":" in name:
+        raise LocalProtocolError(f"header {name!r} would break the message framing")
 
 
 class Headers:
-    """An ordered, case-insensitive multidict of header lines."""
+    """An ordered, case-insensitive multidict of header lines.
 
-    __slots__ = ("_items",)
+    Names are stored in their canonical spelling (compact forms expanded, known headers
+    spelled as in RFC 3261) and compared case-insensitively; values are kept as received,
+    after unfolding. Equality compares names case-insensitively and values exactly, in order.
+
+    Raises:
+        LocalProtocolError: when code adds a value holding CR or LF (header injection).
+    """
+
+    __slots__ = ("_items", "_keys")
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
-        self._items: list[tuple[str, str]] = [(canonical_name(k), v) for k, v in items]
+        self._items: list[tuple[str, str]] = []
+        # Lower-cased canonical names, parallel to _items: lookups use list.index (C speed).
+        self._keys: list[str] = []
+        for name, value in items:
+            _check_line(name, value)
+            canonical, key = _name_and_key(name)
+            self._items.append((canonical, value))
+            self._keys.append(key)
+
+    @classmethod
+    def _from_parts(cls, items: list[tuple[str, str]], keys: list[str]) -> Headers:
+        """Adopt lists the parser built with :func:`wire_name` (no checks): the hot path."""
+        new = cls.__new__(cls)
+        new._items = items
+        new._keys = keys
+        return new
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self._items)
@@ -153,13 +211,16 @@ class Headers:
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
-        key = canonical_name(name).lower()
-        return any(k.lower() == key for k, _ in self._items)
+        return _name_and_key(name)[1] in self._keys
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Headers):
             return NotImplemented
-        return [(k.lower(), v) for k, v in self._items] == [(k.lower(), v) for k, v in other._items]
+        return self._keys == other._keys and [v for _, v in self._items] == [
+            v for _, v in other._items
+        ]
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
 
     def __repr__(self) -> str:
         return f"Headers({self._items!r})"
@@ -167,60 +228,86 @@ class Headers:
     def copy(self) -> Headers:
         new = Headers()
         new._items = list(self._items)
+        new._keys = list(self._keys)
         return new
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of ``name``, or ``default``."""
-        key = canonical_name(name).lower()
-        for k, v in self._items:
-            if k.lower() == key:
-                return v
-        return default
+        key = _name_and_key(name)[1]
+        try:
+            return self._items[self._keys.index(key)][1]
+        except ValueError:
+            return default
 
     def get_all(self, name: str) -> list[str]:
         """Every line's value of ``name``, in order (not split on commas)."""
-        key = canonical_name(name).lower()
-        return [v for k, v in self._items if k.lower() == key]
+        key = _name_and_key(name)[1]
+        if key not in self._keys:
+            return []
+        return [v for k, (_, v) in zip(self._keys, self._items, strict=True) if k == key]
+
+    def count(self, name: str) -> int:
+        """How many lines of ``name`` there are (a list header may hold several values each)."""
+        return self._keys.count(_name_and_key(name)[1])
 
     def get_list(self, name: str) -> list[str]:
-        """All values of a list header, lines split on top-level commas (RFC 3261 §7.3.1)."""
+        """All values of a list header, lines split on top-level commas (RFC 3261 §7.3.1).
+
+        Empty elements are skipped; :func:`~minicc.switch.sip.parser.validate_request`
+        rejects them where the grammar does not allow them.
+        """
         values: list[str] = []
         for line in self.get_all(name):
             values.extend(p.strip() for p in split_unquoted(line, ",") if p.strip())
         return values
 
     def add(self, name: str, value: str) -> None:
-        self._items.append((canonical_name(name), value))
+        _check_line(name, value)
+        canonical, key = _name_and_key(name)
+        self._items.append((canonical, value))
+        self._keys.append(key)
 
     def prepend(self, name: str, value: str) -> None:
-        self._items.insert(0, (canonical_name(name), value))
+        _check_line(name, value)
+        canonical, key = _name_and_key(name)
+        self._items.insert(0, (canonical, value))
+        self._keys.insert(0, key)
 
     def set(self, name: str, value: str) -> None:
         """Replace every line of ``name`` by one line, kept at the first one's position."""
-        name = canonical_name(name)
-        key = name.lower()
-        for i, (k, _) in enumerate(self._items):
-            if k.lower() == key:
-                self._items[i] = (name, value)
-                self._items[i + 1 :] = [kv for kv in self._items[i + 1 :] if kv[0].lower() != key]
-                return
-        self._items.append((name, value))
+        _check_line(name, value)
+        canonical, key = _name_and_key(name)
+        try:
+            first = self._keys.index(key)
+        except ValueError:
+            self._items.append((canonical, value))
+            self._keys.append(key)
+            return
+        self.remove(name)
+        self._items.insert(first, (canonical, value))
+        self._keys.insert(first, key)
 
     def remove(self, name: str) -> None:
-        key = canonical_name(name).lower()
-        self._items = [kv for kv in self._items if kv[0].lower() != key]
+        key = _name_and_key(name)[1]
+        if key not in self._keys:
+            return
+        kept = [(k, item) for k, item in zip(self._keys, self._items, strict=True) if k != key]
+        self._keys = [k for k, _ in kept]
+        self._items = [item for _, item in kept]
 
     def pop_first_list_value(self, name: str) -> str | None:
         """Remove and return the first element of a list header (e.g. the top Via)."""
-        key = canonical_name(name).lower()
-        for i, (k, v) in enumerate(self._items):
-            if k.lower() != key:
+        key = _name_and_key(name)[1]
+        for i, k in enumerate(self._keys):
+            if k != key:
                 continue
-            parts = [p for p in split_unquoted(v, ",") if p.strip()]
+            line_name, value = self._items[i]
+            parts = [p for p in split_unquoted(value, ",") if p.strip()]
             if len(parts) <= 1:
                 del self._items[i]
+                del self._keys[i]
             else:
-                self._items[i] = (k, ",".join(parts[1:]).strip())
+                self._items[i] = (line_name, ",".join(parts[1:]).strip())
             return parts[0].strip() if parts else None
         return None
 
@@ -244,6 +331,11 @@ class NameAddr:
         return f"{display}<{self.uri}>{format_params(self.params)}"
 
 
+def copy_name_addr(value: NameAddr) -> NameAddr:
+    """A copy that shares nothing mutable with ``value``."""
+    return NameAddr(copy_uri(value.uri), value.display, dict(value.params))
+
+
 def _is_token_list(text: str) -> bool:
     words = text.split(" ")
     return bool(text) and all(is_token(w) for w in words)
@@ -252,10 +344,41 @@ def _is_token_list(text: str) -> bool:
 def parse_name_addr(text: str) -> NameAddr:
     """Parse ``name-addr`` or ``addr-spec`` followed by header parameters (RFC 3261 §20.10).
 
+    #  name-addr    = [ display-name ] LAQUOT addr-spec RAQUOT
+    #  display-name = *(token LWS) / quoted-string
+
     Raises:
         SipParseError: when the value is malformed.
     """
     text = text.strip()
+    m = _NAME_ADDR_RE.fullmatch(text)
+    if m is not None:
+        quoted, plain, uri_text, params_text = m.groups()
+        display = plain
+        if quoted is not None:
+            display = _UNESCAPE_RE.sub(r"\1", quoted) if "\\" in quoted else quoted
+        return NameAddr(
+            uri=parse_uri(uri_text),
+            display=display,
+            params=parse_params(params_text, what=text) if params_text else {},
+        )
+    return _parse_name_addr_slow(text)
+
+
+# Fast path of parse_name_addr: a quoted display name without control characters or a
+# single-spaced token list, then <uri>, then parameters (checked by parse_params).
+_TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?"
+_QUOTED_DISPLAY = r'"((?:[^"\\\x00-\x1f\x7f]|\\[\x20-\x7e])*)"'
+_NAME_ADDR_RE = re.compile(
+    r"(?:" + _QUOTED_DISPLAY + r"[ \t]*|(" + _TOKEN + r"(?: " + _TOKEN + r")*)[ \t]*)?"
+    r"<([^<>\s]*)>((?:[ \t]*;.*)?)",
+    re.DOTALL,
+)
+_UNESCAPE_RE = re.compile(r"\\(.)", re.DOTALL)
+
+
+def _parse_name_addr_slow(text: str) -> NameAddr:
     display: str | None = None
     rest = text
     if text.startswith('"'):
@@ -268,9 +391,11 @@ def parse_name_addr(text: str) -> NameAddr:
         if display is None:
             name = rest[:lt].strip()
             if name:
-                if not _is_token_list(" ".join(name.split())):
-                    raise SipParseError(f"bad display name {name!r}")
+                # A comma or other separator here (RFC 4475 §3.1.2.15 "Bell, Alexander")
+                # needs quotes.
                 display = " ".join(name.split())
+                if not _is_token_list(display):
+                    raise SipParseError(f"bad display name {name!r}")
         gt = rest.find(">", lt)
         if gt < 0:
             raise SipParseError(f"unterminated <uri> in {text!r}")
@@ -279,12 +404,13 @@ def parse_name_addr(text: str) -> NameAddr:
         if params_text and not params_text.startswith(";"):
             raise SipParseError(f"junk after <uri> in {text!r}")
         return NameAddr(uri=uri, display=display, params=parse_params(params_text, what=text))
-    # addr-spec: the URI cannot hold ;params here, they belong to the header.
+    # addr-spec: the URI cannot hold ;params here, they belong to the header (§20.10).
     uri_text, semi, params_text = rest.partition(";")
     if "," in uri_text or "?" in uri_text:
+        # RFC 4475 §3.1.2.13: a URI with these must be enclosed in <>.
         raise SipParseError(f"addr-spec with ',' or '?' must be in <> in {text!r}")
     uri = parse_uri(uri_text)
-    params = parse_params(params_text, what=text) if semi else {}
+    params = parse_params(semi + params_text, what=text) if semi else {}
     return NameAddr(uri=uri, display=None, params=params)
 
 
@@ -303,6 +429,16 @@ class Via:
         return self.params.get("branch")
 
     @property
+    def is_rfc3261_branch(self) -> bool:
+        """True when the branch starts with the magic cookie and has more after it.
+
+        RFC 3261 §8.1.1.7; a bare ``z9hG4bK`` (RFC 4475 §3.2.1) is not unique, so the
+        transaction layer must match such a request the RFC 2543 way (§17.2.3).
+        """
+        branch = self.params.get("branch")
+        return branch is not None and len(branch) > 7 and branch.startswith("z9hG4bK")
+
+    @property
     def sent_by(self) -> tuple[str, int | None]:
         return (self.host.lower(), self.port)
 
@@ -311,35 +447,65 @@ class Via:
         return f"{self.protocol}/{self.transport} {self.host}{port}{format_params(self.params)}"
 
 
+def copy_via(via: Via) -> Via:
+    """A copy that shares nothing mutable with ``via``."""
+    return Via(via.transport, via.host, via.port, dict(via.params), via.protocol)
+
+
 def parse_via(text: str) -> Via:
     """Parse one Via value (already split from its neighbours).
+
+    #  via-parm      = sent-protocol LWS sent-by *( SEMI via-params )
+    #  sent-protocol = protocol-name SLASH protocol-version SLASH transport
+    #  sent-by       = host [ COLON port ]
 
     Raises:
         SipParseError: when the value is malformed.
     """
-    text = text.strip()
-    # sent-protocol = protocol-name SLASH protocol-version SLASH transport, with LWS allowed
-    # around the slashes (RFC 3261 §25.1 SLASH = SWS "/" SWS).
+    m = _VIA_RE.fullmatch(text)
+    if m is not None:
+        transport, host, port_text, params_text = m.groups()
+        port = int(port_text) if port_text is not None else None
+        if port is None or 0 < port < 65536:
+            return Via(
+                transport=transport.upper(),
+                host=host,
+                port=port,
+                params=parse_params(params_text, what=f"Via {text!r}") if params_text else {},
+            )
+    return _parse_via_slow(text)
+
+
+# Fast path of parse_via: SIP/2.0/transport, host or IPv6 reference, optional port, params.
+_VIA_RE = re.compile(
+    r"[ \t]*SIP[ \t]*/[ \t]*2\.0[ \t]*/[ \t]*([A-Za-z]+)[ \t]+"
+    r"(" + _LABEL + r"(?:\." + _LABEL + r")*\.?|\[[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\])"
+    r"(?:[ \t]*:[ \t]*([0-9]{1,5}))?((?:[ \t]*;.*)?)",
+    re.DOTALL,
+)
+
+
+def _parse_via_slow(text: str) -> Via:
+    text = text.strip().replace("\t", " ")
+    # SLASH = SWS "/" SWS (RFC 3261 §25.1), so whitespace may surround each slash.
     pieces = text.split("/", 2)
     if len(pieces) != 3:
         raise SipParseError(f"bad Via {text!r}")
     name, version = pieces[0].strip(), pieces[1].strip()
-    tail = pieces[2].lstrip()
-    transport, _, rest = tail.partition(" ")
-    if not transport:
-        transport, _, rest = tail.partition("\t")
+    transport, _, rest = pieces[2].lstrip().partition(" ")
     if not is_token(name) or not is_token(version) or not is_token(transport):
         raise SipParseError(f"bad Via protocol in {text!r}")
     hostport, semi, params_text = rest.strip().partition(";")
-    hostport = hostport.strip()
+    # COLON = SWS ":" SWS
+    hostport = hostport.replace(" ", "")
     if not hostport:
         raise SipParseError(f"Via without sent-by: {text!r}")
-    uri = parse_uri(f"sip:{hostport.replace(' ', '')}")
-    params = parse_params(params_text, what=f"Via {text!r}") if semi else {}
+    host, port = parse_hostport(hostport, text)
+    params = parse_params(semi + params_text, what=f"Via {text!r}") if semi else {}
     return Via(
         transport=transport.upper(),
-        host=uri.host,
-        port=uri.port,
+        host=host,
+        port=port,
         params=params,
         protocol=f"{name}/{version}",
     )
@@ -355,9 +521,18 @@ class CSeq:
 
 
 def parse_cseq(text: str) -> CSeq:
-    number, _, method = text.strip().partition(" ")
-    method = method.strip()
-    # RFC 3261 §8.1.1.5: the sequence number MUST be expressible as a 32-bit unsigned integer.
-    if not number.isdigit() or int(number) >= 2**32 or not is_token(method):
+    """Parse ``CSeq: 1*DIGIT LWS Method`` (RFC 3261 §20.16).
+
+    Raises:
+        SipParseError: when malformed or the number does not fit 32 bits (§8.1.1.5).
+    """
+    parts = text.split()
+    if len(parts) != 2:
         raise SipParseError(f"bad CSeq {text!r}")
-    return CSeq(int(number), method)
+    number, method = parts
+    # RFC 3261 §8.1.1.5: the sequence number MUST be expressible as a 32-bit unsigned integer.
+    # Leading zeros are legal (RFC 4475 §3.1.1.1 "0009"), so strip them before the length test.
+    digits = number.lstrip("0") or "0"
+    if not is_digits(number) or len(digits) > 10 or int(digits) >= 2**32 or not is_token(method):
+        raise SipParseError(f"bad CSeq {text!r}")
+    return CSeq(int(digits), method)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
 
 from minicc.switch.sip.errors import SipParseError
 from minicc.switch.sip.headers import (
@@ -10,10 +12,13 @@ from minicc.switch.sip.headers import (
     Headers,
     NameAddr,
     Via,
+    copy_name_addr,
+    copy_via,
     parse_cseq,
     parse_name_addr,
     parse_via,
 )
+from minicc.switch.sip.uri import SipUri, copy_uri, is_digits, parse_uri
 
 SIP_VERSION = "SIP/2.0"
 
@@ -60,17 +65,37 @@ REASONS: dict[int, str] = {
 }
 
 
+_T = TypeVar("_T")
+
+
 @dataclass(slots=True)
 class Message:
     """What requests and responses share: headers, body and typed accessors.
 
-    Accessors parse on each call and raise :class:`SipParseError` on a malformed value;
-    the parser checks the mandatory ones once (``validate_mandatory``) so code past the
-    transport can rely on them.
+    Accessors parse on demand and raise :class:`SipParseError` on a malformed value; the
+    parser's ``validate_request`` / ``validate_response`` check the mandatory ones once so
+    code past the transport can rely on them.
+
+    Parsed values are remembered per raw header text (so changing a header is seen at once)
+    and each call returns a fresh copy, so a caller may change what it gets without touching
+    the message or later reads: validation pays for the parse, the layers after it do not.
     """
 
     headers: Headers = field(default_factory=Headers)
     body: bytes = b""
+    _memo: dict[tuple[str, str], Any] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def _parsed(self, kind: str, raw: str, parse: Callable[[str], _T]) -> _T:
+        memo = self._memo
+        key = (kind, raw)
+        found = memo.get(key)
+        if found is None:
+            if len(memo) >= 64:
+                memo.clear()  # headers rewritten many times: keep it small
+            found = memo[key] = parse(raw)
+        return cast(_T, found)
 
     @property
     def call_id(self) -> str:
@@ -84,31 +109,46 @@ class Message:
         value = self.headers.get("CSeq")
         if value is None:
             raise SipParseError("missing CSeq")
-        return parse_cseq(value)
+        return self._parsed("cseq", value, parse_cseq)  # frozen: no copy needed
 
     @property
     def vias(self) -> list[Via]:
-        return [parse_via(v) for v in self.headers.get_list("Via")]
+        return [copy_via(self._parsed("via", v, parse_via)) for v in self.headers.get_list("Via")]
 
     @property
     def top_via(self) -> Via:
-        values = self.headers.get_list("Via")
-        if not values:
+        value = self.headers.get("Via")
+        if value is None:
             raise SipParseError("missing Via")
-        return parse_via(values[0])
+        if "," in value:
+            values = self.headers.get_list("Via")
+            if not values:
+                raise SipParseError("missing Via")
+            value = values[0]
+        return copy_via(self._parsed("via", value, parse_via))
 
     @property
     def from_(self) -> NameAddr:
-        return _name_addr(self.headers, "From")
+        return self._name_addr("From")
 
     @property
     def to(self) -> NameAddr:
-        return _name_addr(self.headers, "To")
+        return self._name_addr("To")
+
+    def _name_addr(self, name: str) -> NameAddr:
+        value = self.headers.get(name)
+        if value is None:
+            raise SipParseError(f"missing {name}")
+        return copy_name_addr(self._parsed("name-addr", value, parse_name_addr))
 
     @property
     def contacts(self) -> list[NameAddr]:
         """Contact values; a ``Contact: *`` is reported by :attr:`contact_star` instead."""
-        return [parse_name_addr(v) for v in self.headers.get_list("Contact") if v != "*"]
+        return [
+            copy_name_addr(self._parsed("name-addr", v, parse_name_addr))
+            for v in self.headers.get_list("Contact")
+            if v != "*"
+        ]
 
     @property
     def contact_star(self) -> bool:
@@ -116,11 +156,20 @@ class Message:
 
     @property
     def expires(self) -> int | None:
-        return _int_header(self.headers, "Expires")
+        """The Expires delta-seconds; larger than 2**32-1 reads as 2**32-1 (RFC 3261 §20.19)."""
+        value = self.headers.get("Expires")
+        if value is None:
+            return None
+        return parse_delta_seconds(value, what="Expires")
 
     @property
     def max_forwards(self) -> int | None:
+        """Max-Forwards, or None when absent (a UAS then assumes 70, RFC 3261 §8.1.1.6)."""
         return _int_header(self.headers, "Max-Forwards")
+
+    @property
+    def content_length(self) -> int | None:
+        return _int_header(self.headers, "Content-Length")
 
     @property
     def content_type(self) -> str | None:
@@ -136,21 +185,33 @@ class Message:
         return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
 
 
-def _name_addr(headers: Headers, name: str) -> NameAddr:
-    value = headers.get(name)
-    if value is None:
-        raise SipParseError(f"missing {name}")
-    return parse_name_addr(value)
-
-
 def _int_header(headers: Headers, name: str) -> int | None:
     value = headers.get(name)
     if value is None:
         return None
     value = value.strip()
-    if not value.isdigit() or len(value) > 10:
+    digits = value.lstrip("0") or "0"
+    if not is_digits(value) or len(digits) > 10:
         raise SipParseError(f"bad {name} {value!r}")
-    return int(value)
+    return int(digits)
+
+
+MAX_DELTA_SECONDS = 2**32 - 1
+
+
+def parse_delta_seconds(value: str, *, what: str) -> int:
+    """``delta-seconds = 1*DIGIT``, capped at 2**32-1 as RFC 3261 §20.19 asks.
+
+    Raises:
+        SipParseError: when the value is not a run of digits.
+    """
+    value = value.strip()
+    if not is_digits(value):
+        raise SipParseError(f"bad {what} {value!r}")
+    digits = value.lstrip("0") or "0"
+    if len(digits) > 10:
+        return MAX_DELTA_SECONDS
+    return min(int(digits), MAX_DELTA_SECONDS)
 
 
 @dataclass(slots=True)
@@ -161,6 +222,11 @@ class Request(Message):
 
     def to_bytes(self) -> bytes:
         return self.serialize_headers(f"{self.method} {self.uri} {self.version}") + self.body
+
+    @property
+    def request_uri(self) -> SipUri:
+        """The Request-URI, parsed (the parser has already checked that it parses)."""
+        return copy_uri(self._parsed("uri", self.uri, parse_uri))
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.uri} call-id={self.headers.get('Call-ID')!r}>"
@@ -199,18 +265,24 @@ def make_response(
     """Build a response to ``request`` as RFC 3261 §8.2.6.2 requires.
 
     Via, From, Call-ID and CSeq are copied; To is copied and gets ``to_tag`` when it has
-    no tag yet (a 100 Trying never gets one, §8.2.6.2).
+    no tag yet (a 100 Trying never gets one, §8.2.6.2). A header the request lacks is left
+    out, so a 400 to a request missing From or To (RFC 4475 §3.3.1) stays well-formed.
     """
     headers = Headers()
     for value in request.headers.get_all("Via"):
         headers.add("Via", value)
-    headers.add("From", request.headers.get("From") or "")
-    to_value = request.headers.get("To") or ""
-    if to_tag and status != 100 and ";tag=" not in to_value.replace(" ", "").lower():
-        to_value = f"{to_value};tag={to_tag}"
-    headers.add("To", to_value)
-    headers.add("Call-ID", request.headers.get("Call-ID") or "")
-    headers.add("CSeq", request.headers.get("CSeq") or "")
+    from_value = request.headers.get("From")
+    if from_value is not None:
+        headers.add("From", from_value)
+    to_value = request.headers.get("To")
+    if to_value is not None:
+        if to_tag and status != 100 and not _has_tag(to_value):
+            to_value = f"{to_value};tag={to_tag}"
+        headers.add("To", to_value)
+    for name in ("Call-ID", "CSeq"):
+        value = request.headers.get(name)
+        if value is not None:
+            headers.add(name, value)
     if status == 100 and "Timestamp" in request.headers:
         headers.add("Timestamp", request.headers.get("Timestamp") or "")
     for name, value in extra or ():
@@ -221,3 +293,11 @@ def make_response(
         status=status,
         reason=reason or REASONS.get(status, "Unknown"),
     )
+
+
+def _has_tag(value: str) -> bool:
+    try:
+        return parse_name_addr(value).tag is not None
+    except SipParseError:
+        # Unparseable To (we are answering 400 for it): a crude look is all there is.
+        return ";tag=" in value.replace(" ", "").lower()
