@@ -1,0 +1,387 @@
+"""The switch: wires transports, the sans-IO SIP core, the registrar and the B2BUA on one loop.
+
+It follows aioquic's shape: bytes in (``on_data``), the transaction layer's events out
+(``_drain``), datagrams flushed to the transports, and one ``call_at`` timer armed for the
+earliest transaction deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from minicc.bus import EventBus
+from minicc.events import AuthFailed, Registered, Unregistered
+from minicc.switch.b2bua import ALLOW, B2BUA, SwitchIdentity
+from minicc.switch.media.relay import MediaEngine
+from minicc.switch.registrar import Binding, Registrar
+from minicc.switch.sip import transaction as txm
+from minicc.switch.sip.auth import DigestServer
+from minicc.switch.sip.errors import SipError, SipParseError
+from minicc.switch.sip.message import Request, make_response
+from minicc.switch.sip.parser import parse_message, validate_request
+from minicc.switch.sip.peer import Peer, Transport
+from minicc.switch.sip.txlayer import response_destination, stamp_via
+from minicc.switch.sip.uri import parse_uri
+from minicc.switch.transport import StreamTransport, UdpTransport
+from minicc.tenants.directory import TenantDirectory, TenantEntry
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "minicc"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SwitchSettings:
+    """What the switch needs from the server's configuration."""
+
+    bind: str
+    """Address the SIP and RTP sockets listen on."""
+    advertised_host: str
+    """Address put in Via, Contact and SDP (differs from ``bind`` when bind is 0.0.0.0)."""
+    sip_port: int
+    """UDP and TCP port (0 picks a free one, for tests)."""
+    tls_port: int | None = None
+    """TLS port, only when a certificate is configured."""
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    rtp_port_min: int = 20000
+    rtp_port_max: int = 29999
+    ring_timeout: float = 60.0
+    """Seconds a callee may ring before the caller gets 408."""
+    recordings_dir: Path | None = None
+
+
+class Switch:
+    def __init__(
+        self,
+        settings: SwitchSettings,
+        directory: TenantDirectory,
+        bus: EventBus,
+        *,
+        persist_binding: Callable[[str, Binding], None] = lambda _t, _b: None,
+        forget_binding: Callable[[str, Binding], None] = lambda _t, _b: None,
+        should_record: Callable[[TenantEntry], bool] = lambda _t: False,
+    ) -> None:
+        self.settings = settings
+        self.directory = directory
+        self.bus = bus
+        self._persist_binding = persist_binding
+        self._forget_binding = forget_binding
+        self._should_record = should_record
+        self.tx = txm.TransactionLayer()
+        self.registrar = Registrar()
+        self.digest = DigestServer(secrets.token_bytes(32))
+        self.media = MediaEngine(
+            settings.bind, settings.rtp_port_min, settings.rtp_port_max, on_dtmf=self._on_dtmf
+        )
+        self._udp = UdpTransport(self.on_data)
+        self._tcp = StreamTransport(Transport.TCP, self.on_data)
+        self._tls: StreamTransport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._expiry_task: asyncio.Task[None] | None = None
+        self.b2bua: B2BUA | None = None
+        self.stats = {"received": 0, "malformed": 0, "auth_failures": 0}
+
+    # ----------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        s = self.settings
+        await loop.create_datagram_endpoint(lambda: self._udp, local_addr=(s.bind, s.sip_port))
+        udp_port = self._udp.local[1]
+        await self._tcp.listen(s.bind, udp_port)
+        ports = {Transport.UDP: udp_port, Transport.TCP: udp_port}
+        if s.tls_port is not None and s.tls_cert and s.tls_key:
+            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ctx.load_cert_chain(s.tls_cert, s.tls_key)
+            self._tls = StreamTransport(Transport.TLS, self.on_data, ctx)
+            await self._tls.listen(s.bind, s.tls_port)
+            ports[Transport.TLS] = self._tls.local[1]
+        self.tx = txm.TransactionLayer(local_via_host=s.advertised_host, local_via_port=udp_port)
+        self.b2bua = B2BUA(
+            tx=self.tx,
+            media=self.media,
+            contacts=self,
+            identity=SwitchIdentity(host=s.advertised_host, ports=ports, user_agent=USER_AGENT),
+            bus=self.bus,
+            clock=loop.time,
+            ring_timeout=s.ring_timeout,
+            recordings_dir=s.recordings_dir,
+            should_record=self._should_record,
+        )
+        self._expiry_task = loop.create_task(self._expire_bindings())
+
+    @property
+    def ports(self) -> dict[Transport, int]:
+        ports = {Transport.UDP: self._udp.local[1], Transport.TCP: self._tcp.local[1]}
+        if self._tls is not None:
+            ports[Transport.TLS] = self._tls.local[1]
+        return ports
+
+    async def stop(self, grace: float = 2.0) -> None:
+        """Hang up every call, give the BYEs a moment to go out and be answered, close."""
+        if self.b2bua is not None:
+            self.b2bua.hangup_all()
+            self._flush()
+            deadline = time.monotonic() + grace
+            while len(self.tx) and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+        if self._expiry_task is not None:
+            self._expiry_task.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
+        self._udp.close()
+        self._tcp.close()
+        if self._tls is not None:
+            self._tls.close()
+        await self.media.close()
+
+    def load_bindings(self, tenant: str, bindings: list[Binding]) -> None:
+        self.registrar.load(bindings, time.time())
+
+    # ----------------------------------------------------------------- input
+
+    def on_data(self, data: bytes, peer: Peer) -> None:
+        self.stats["received"] += 1
+        try:
+            message = parse_message(data)
+            if isinstance(message, Request):
+                validate_request(message)
+        except SipParseError as exc:
+            self.stats["malformed"] += 1
+            self._reject_malformed(exc, peer)
+            return
+        now = asyncio.get_running_loop().time()
+        try:
+            self.tx.receive(message, peer, now)
+        except SipError as exc:
+            log.info("dropped message from %s: %s", peer, exc)
+            return
+        self._drain()
+
+    def _reject_malformed(self, exc: SipParseError, peer: Peer) -> None:
+        partial = getattr(exc, "partial", None)
+        if isinstance(partial, Request) and partial.method != "ACK":
+            try:
+                via = stamp_via(partial, peer)
+                response = make_response(partial, exc.status_hint, to_tag=secrets.token_hex(8))
+                response.headers.add("Warning", f'399 minicc "{_quote_safe(exc.reason)}"')
+                self.tx.send_stateless(response, response_destination(via, peer))
+                self._flush()
+                log.info("%d to %s: %s", exc.status_hint, peer, exc.reason)
+                return
+            except SipError:
+                pass
+        log.info("dropped malformed message from %s: %s", peer, exc.reason)
+
+    # ----------------------------------------------------------------- events
+
+    def _drain(self) -> None:
+        assert self.b2bua is not None
+        b2bua = self.b2bua
+        while (event := self.tx.next_event()) is not None:
+            try:
+                if isinstance(event, txm.RequestReceived):
+                    self._on_request(event.request, event.source, event.server_key)
+                elif isinstance(event, txm.ResponseReceived):
+                    b2bua.on_response(event.response, event.client_key)
+                elif isinstance(event, txm.AckReceived):
+                    b2bua.on_ack(event.request)
+                elif isinstance(event, txm.CancelReceived):
+                    if event.invite_key is not None:
+                        b2bua.handle_cancel(event.invite_key)
+                elif isinstance(event, txm.TransactionTimeout):
+                    b2bua.on_timeout(event.client_key)
+                elif isinstance(event, txm.StrayResponse):
+                    b2bua.on_stray_response(event.response, event.source)
+                elif isinstance(event, txm.AckTimeout):
+                    b2bua.on_ack_timeout(event.response)
+            except SipError as exc:
+                log.info("could not handle %s: %s", type(event).__name__, exc)
+            except Exception:
+                log.exception("error handling %s", type(event).__name__)
+        self._flush()
+
+    def _flush(self) -> None:
+        for peer, data in self.tx.datagrams_to_send():
+            if peer.transport is Transport.UDP:
+                self._udp.send(data, peer)
+            elif peer.transport is Transport.TCP:
+                self._tcp.send(data, peer)
+            elif self._tls is not None:
+                self._tls.send(data, peer)
+        self._arm_timer()
+
+    def _arm_timer(self) -> None:
+        when = self.tx.get_timer()
+        if when == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = when
+        if when is not None:
+            self._timer = asyncio.get_running_loop().call_at(when, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self.tx.handle_timer(asyncio.get_running_loop().time())
+        self._drain()
+
+    # ----------------------------------------------------------------- requests
+
+    def _on_request(self, request: Request, source: Peer, key: object) -> None:
+        assert self.b2bua is not None
+        method = request.method
+        if request.to.tag:
+            if not self.b2bua.handle_in_dialog(request, source, key):
+                self._reply(request, 481)
+            return
+        if method == "OPTIONS":
+            self._reply(request, 200, extra=[("Allow", ALLOW), ("Accept", "application/sdp")])
+            return
+        if method not in ("INVITE", "REGISTER"):
+            if method in ("BYE", "INFO", "CANCEL", "ACK"):
+                self._reply(request, 481)
+            else:
+                self._reply(request, 501, extra=[("Allow", ALLOW)])
+            return
+        tenant = self._tenant_for(request)
+        if tenant is None:
+            self._reply(request, 404, reason="Unknown Domain")
+            return
+        if method == "REGISTER":
+            self._on_register(request, source, tenant)
+            return
+        mf = request.max_forwards
+        if mf is not None and mf <= 0:
+            self._reply(request, 483)
+            return
+        if self._is_loop(request):
+            self._reply(request, 482)
+            return
+        caller = self._authenticate(request, source, tenant)
+        if caller is None:
+            return
+        self.b2bua.handle_invite(request, source, key, tenant, caller)
+
+    def _tenant_for(self, request: Request) -> TenantEntry | None:
+        try:
+            host = parse_uri(request.uri).host_plain
+        except SipError:
+            return None
+        return self.directory.resolve_host(host)
+
+    def _is_loop(self, request: Request) -> bool:
+        """Our own Via in the INVITE means it went out from us and came back (RFC 3261 §16.3 4)."""
+        me = self.settings.advertised_host.lower()
+        ports = set(self.ports.values())
+        return any(v.host.lower() == me and (v.port or 5060) in ports for v in request.vias)
+
+    def _authenticate(self, request: Request, source: Peer, tenant: TenantEntry) -> str | None:
+        """Return the authenticated extension, or None after answering 401/403."""
+        now = asyncio.get_running_loop().time()
+        result = self.digest.verify(
+            request, tenant.realm, lambda user, alg: _ha1(tenant, user, alg), now
+        )
+        if result.ok and result.username is not None:
+            claimed = request.from_.uri.user_unescaped
+            if request.method == "REGISTER":
+                claimed = request.to.uri.user_unescaped
+            if claimed != result.username:
+                self._reply(request, 403, reason="Identity Mismatch")
+                return None
+            return result.username
+        if result.counts_as_bad_password:
+            self.stats["auth_failures"] += 1
+            self.bus.publish(
+                AuthFailed(
+                    tenant=tenant.name,
+                    source_ip=source.host,
+                    username=result.username,
+                    method=request.method,
+                )
+            )
+            log.info(
+                "auth failed for %r from %s (%s)", result.username, source.host, result.failure
+            )
+        response = self.digest.challenge_response(
+            request, tenant.realm, now, result, to_tag=secrets.token_hex(8)
+        )
+        self.tx.send_response(response, now)
+        return None
+
+    def _on_register(self, request: Request, source: Peer, tenant: TenantEntry) -> None:
+        user = self._authenticate(request, source, tenant)
+        if user is None:
+            return
+        outcome = self.registrar.register(
+            tenant.name, user, request, source, time.time(), to_tag=secrets.token_hex(8)
+        )
+        self.tx.send_response(outcome.response, asyncio.get_running_loop().time())
+        for binding in outcome.removed:
+            self._forget_binding(tenant.name, binding)
+            self.bus.publish(
+                Unregistered(tenant=tenant.name, extension=user, contact=binding.contact)
+            )
+        for binding in outcome.added:
+            self._persist_binding(tenant.name, binding)
+            self.bus.publish(
+                Registered(
+                    tenant=tenant.name,
+                    extension=user,
+                    contact=binding.contact,
+                    expires_at=binding.expires_at,
+                )
+            )
+
+    def _reply(
+        self,
+        request: Request,
+        status: int,
+        *,
+        reason: str | None = None,
+        extra: list[tuple[str, str]] | None = None,
+    ) -> None:
+        response = make_response(request, status, reason, to_tag=secrets.token_hex(8), extra=extra)
+        self.tx.send_response(response, asyncio.get_running_loop().time())
+
+    # ----------------------------------------------------------------- registrar
+
+    def targets(self, tenant: str, extension: str) -> list[tuple[str, Peer]]:
+        return [
+            (b.contact, b.source) for b in self.registrar.lookup(tenant, extension, time.time())
+        ]
+
+    async def _expire_bindings(self) -> None:
+        while True:
+            await asyncio.sleep(5.0)
+            for binding in self.registrar.expire(time.time()):
+                self._forget_binding(binding.tenant, binding)
+                self.bus.publish(
+                    Unregistered(
+                        tenant=binding.tenant, extension=binding.user, contact=binding.contact
+                    )
+                )
+
+    def _on_dtmf(self, call_id: str, side: str, digit: object) -> None:
+        if self.b2bua is not None:
+            self.b2bua.on_dtmf(call_id, side, getattr(digit, "digit", str(digit)))
+
+
+def _ha1(tenant: TenantEntry, user: str, algorithm: object) -> str | None:
+    ext = tenant.extensions.get(user)
+    return None if ext is None else ext.ha1(algorithm)  # type: ignore[arg-type]
+
+
+def _quote_safe(text: str) -> str:
+    return text.replace('"', "'").replace("\\", "/")[:120]
