@@ -235,7 +235,11 @@ def _read_request_line(line: str, headers: Headers) -> Request:
         method, uri_text, version = parts
         request = Request(headers=headers, method=method, uri=uri_text, version="SIP/2.0")
         if _VERSION_RE.fullmatch(version) is None:
-            raise _request_error(f"bad SIP version {version[:20]!r}", request)
+            # Answer "SIP/2" with 400, but not another protocol ("HTTP/1.1") at all.
+            looks_sip = version[:4].upper() == "SIP/"
+            raise _request_error(
+                f"bad SIP version {version[:20]!r}", request if looks_sip else None
+            )
         if version.upper() != "SIP/2.0":
             request.version = version
             raise _request_error(f"unsupported version {version!r}", request, 505)
