@@ -22,7 +22,7 @@ from minicc.switch.b2bua import ALLOW, B2BUA, SwitchIdentity
 from minicc.switch.media.relay import MediaEngine
 from minicc.switch.registrar import Binding, Registrar
 from minicc.switch.sip import transaction as txm
-from minicc.switch.sip.auth import DigestServer
+from minicc.switch.sip.auth import DigestServer, algorithms_for_client
 from minicc.switch.sip.errors import SipError, SipParseError
 from minicc.switch.sip.message import Request, make_response
 from minicc.switch.sip.parser import parse_message, validate_request
@@ -33,6 +33,9 @@ from minicc.switch.transport import StreamTransport, UdpTransport
 from minicc.tenants.directory import TenantDirectory, TenantEntry
 
 log = logging.getLogger(__name__)
+# Every SIP message in and out, at debug level only (``--log-level debug``): the first thing
+# to look at when a phone does not register or a call fails.
+_trace = logging.getLogger("minicc.sip.trace")
 
 USER_AGENT = "minicc"
 
@@ -151,6 +154,8 @@ class Switch:
 
     def on_data(self, data: bytes, peer: Peer) -> None:
         self.stats["received"] += 1
+        if _trace.isEnabledFor(logging.DEBUG):
+            _trace.debug("<<< from %s\n%s", peer, data.decode("utf-8", "replace"))
         try:
             message = parse_message(data)
             if isinstance(message, Request):
@@ -212,6 +217,8 @@ class Switch:
 
     def _flush(self) -> None:
         for peer, data in self.tx.datagrams_to_send():
+            if _trace.isEnabledFor(logging.DEBUG):
+                _trace.debug(">>> to %s\n%s", peer, data.decode("utf-8", "replace"))
             if peer.transport is Transport.UDP:
                 self._udp.send(data, peer)
             elif peer.transport is Transport.TCP:
@@ -314,8 +321,9 @@ class Switch:
             log.info(
                 "auth failed for %r from %s (%s)", result.username, source.host, result.failure
             )
+        offer = algorithms_for_client(request.headers.get("User-Agent"), self.digest.algorithms)
         response = self.digest.challenge_response(
-            request, tenant.realm, now, result, to_tag=secrets.token_hex(8)
+            request, tenant.realm, now, result, to_tag=secrets.token_hex(8), offer=offer
         )
         self.tx.send_response(response, now)
         return None

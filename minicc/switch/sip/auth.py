@@ -337,9 +337,18 @@ class DigestServer:
         return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
     def challenge_headers(
-        self, realm: str, now: float, *, stale: bool = False, proxy: bool = False
+        self,
+        realm: str,
+        now: float,
+        *,
+        stale: bool = False,
+        proxy: bool = False,
+        offer: tuple[DigestAlgorithm, ...] | None = None,
     ) -> list[tuple[str, str]]:
         """Challenge header lines, one per algorithm, preferred first (RFC 8760 §2.4).
+
+        ``offer`` narrows the configured algorithms for one client (see
+        :func:`algorithms_for_client`).
 
         All of them share one fresh nonce. ``stale=True`` tells the client its password was
         right and only the nonce was old, so it retries without asking the user (RFC 7616
@@ -348,7 +357,7 @@ class DigestServer:
         name = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
         nonce = self.make_nonce(realm, now)
         headers: list[tuple[str, str]] = []
-        for algorithm in self.algorithms:
+        for algorithm in offer or self.algorithms:
             parts = [
                 f"realm={quote(realm)}",
                 f'nonce="{nonce}"',
@@ -371,6 +380,7 @@ class DigestServer:
         *,
         proxy: bool = False,
         to_tag: str | None = None,
+        offer: tuple[DigestAlgorithm, ...] | None = None,
     ) -> Response:
         """A 401 (or 407 when ``proxy``) carrying fresh challenges (RFC 3261 §22.1, §22.3).
 
@@ -381,7 +391,7 @@ class DigestServer:
             request,
             407 if proxy else 401,
             to_tag=to_tag,
-            extra=self.challenge_headers(realm, now, stale=stale, proxy=proxy),
+            extra=self.challenge_headers(realm, now, stale=stale, proxy=proxy, offer=offer),
         )
 
     # ---------------------------------------------------------------- verification
@@ -582,3 +592,20 @@ def _digest_uri_matches(digest_uri: str, request_uri: str) -> bool:
         and ours.user is not None
         and (_uri_identity(theirs) == _uri_identity(ours.with_user(None)))
     )
+
+
+# User-Agent prefixes of clients that abort on the first challenge whose algorithm they do not
+# know instead of taking the next one (RFC 7616 §3.7 says take the first supported one). libre
+# before 2.x (baresip 1.x) fails REGISTER with ENOSYS when any SHA-256 challenge is present.
+_MD5_ONLY_AGENTS = ("baresip", "libre")
+
+
+def algorithms_for_client(
+    user_agent: str | None, configured: tuple[DigestAlgorithm, ...]
+) -> tuple[DigestAlgorithm, ...]:
+    """The algorithms to challenge one client with: the configured ones, less SHA-256 for
+    clients known to break on it (when MD5 is configured at all)."""
+    agent = (user_agent or "").strip().lower()
+    if agent.startswith(_MD5_ONLY_AGENTS) and DigestAlgorithm.MD5 in configured:
+        return (DigestAlgorithm.MD5,)
+    return configured

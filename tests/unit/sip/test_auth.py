@@ -516,3 +516,16 @@ def test_unencodable_text_in_hashed_fields_is_malformed(server: DigestServer) ->
     )
     result = server.verify(make_request(auth), REALM, lambda u, a: "0" * 32, 1.0)
     assert result.failure is AuthFailure.MALFORMED
+
+
+def test_md5_only_for_clients_that_abort_on_sha256() -> None:
+    from minicc.switch.sip.auth import algorithms_for_client
+
+    both = (DigestAlgorithm.SHA256, DigestAlgorithm.MD5)
+    assert algorithms_for_client("baresip v1.0.0 (x86_64/linux)", both) == (DigestAlgorithm.MD5,)
+    assert algorithms_for_client("Linphone/5.2", both) == both
+    assert algorithms_for_client(None, both) == both
+    assert algorithms_for_client("baresip", (DigestAlgorithm.SHA256,)) == (DigestAlgorithm.SHA256,)
+    server = DigestServer(b"k" * 32)
+    lines = server.challenge_headers("r", 0.0, offer=(DigestAlgorithm.MD5,))
+    assert len(lines) == 1 and "algorithm=MD5" in lines[0][1]
