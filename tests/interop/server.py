@@ -7,10 +7,13 @@ log file that the ``minicc_server`` fixture shows when a test fails.
 
 Contract with the CLI (see the team brief):
 
+- ``python -m minicc serve --check --data-dir D ...`` prepares the data directory and the demo
+  tenant, then exits;
 - ``python -m minicc user add --data-dir D --tenant demo --extension E --password P --name N``
-  works on a fresh (empty) data directory, creating what it needs;
-- ``python -m minicc serve --data-dir D --bind 127.0.0.1 --sip-port P --http-port H`` serves
-  the demo tenant (domain ``demo.localhost``, also the default for requests to the server's IP);
+  adds an extension (digest realm ``demo.localhost``);
+- ``python -m minicc serve --data-dir D --bind 127.0.0.1 --sip-port P --http-port H
+  --rtp-port-min A --rtp-port-max B`` serves the demo tenant (domain ``demo.localhost``, also
+  the default for requests to the server's IP);
 - ``python -m minicc cdr export --data-dir D --tenant demo --format json`` prints CDRs as JSON.
 """
 
@@ -30,7 +33,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from tests.interop.ports import LOOPBACK, free_port, free_tcp_port
+from tests.interop.ports import LOOPBACK, free_port, free_port_range, free_tcp_port
 from tests.interop.process import ManagedProcess
 
 log = logging.getLogger(__name__)
@@ -149,6 +152,7 @@ class MiniccServer:
         extra_args: further ``serve`` arguments.
         env: extra environment variables for the server and CLI calls.
         ready_timeout: seconds to wait for the first SIP answer.
+        rtp_port_count: size of the server's RTP port range (``--rtp-port-min/max``).
     """
 
     def __init__(
@@ -160,6 +164,7 @@ class MiniccServer:
         extra_args: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
         ready_timeout: float = 20.0,
+        rtp_port_count: int = 200,
     ) -> None:
         self.root = workdir / "minicc"
         self.data_dir = self.root / "data"
@@ -170,6 +175,10 @@ class MiniccServer:
         self.ready_timeout = ready_timeout
         self.sip_port = free_port(udp=True, tcp=True)
         self.http_port = free_tcp_port()
+        # A relay range of its own: the harness's clients draw their RTP ports from the same
+        # span (20000-32000), and reserved blocks never overlap.
+        first_rtp = free_port_range(rtp_port_count)
+        self.rtp_ports = (first_rtp, first_rtp + rtp_port_count - 1)
         self._env = dict(os.environ)
         # The checkout's package first, even if an older minicc is installed elsewhere;
         # unbuffered so the log is complete when a test fails mid-way.
@@ -286,17 +295,13 @@ class MiniccServer:
         self.root.mkdir(parents=True, exist_ok=True)
         if not self._provisioned:
             self.data_dir.mkdir(parents=True, exist_ok=True)
+            # `serve --check` prepares the data dir and the demo tenant without serving, so
+            # that `user add` finds the tenant.
+            self.cli("serve", "--check", *self._serve_args())
             for ext in self.extensions:
                 self.add_extension(ext)
             self._provisioned = True
-        argv = [
-            self.python, "-m", "minicc", "serve",
-            "--data-dir", str(self.data_dir),
-            "--bind", LOOPBACK,
-            "--sip-port", str(self.sip_port),
-            "--http-port", str(self.http_port),
-            *self.extra_args,
-        ]  # fmt: skip
+        argv = [self.python, "-m", "minicc", "serve", *self._serve_args()]
         self._process = ManagedProcess(
             argv, log_path=self.log, cwd=self.root, env=self._env, name="minicc"
         )
@@ -320,6 +325,17 @@ class MiniccServer:
         if self._process is None:
             return None
         return self._process.stop(grace=grace)
+
+    def _serve_args(self) -> list[str]:
+        return [
+            "--data-dir", str(self.data_dir),
+            "--bind", LOOPBACK,
+            "--sip-port", str(self.sip_port),
+            "--http-port", str(self.http_port),
+            "--rtp-port-min", str(self.rtp_ports[0]),
+            "--rtp-port-max", str(self.rtp_ports[1]),
+            *self.extra_args,
+        ]  # fmt: skip
 
     def restart(self) -> Self:
         """Stop and start again on the same ports and data directory."""
