@@ -169,8 +169,15 @@ def _decode(path: Path, raw: bytes, tag: int, channels: int, rate: int, bits: in
 # --- Measurements ----------------------------------------------------------------------------
 
 
-def rms_dbfs(samples: Samples) -> float:
-    """RMS level of ``samples`` in dBFS; -inf-like (-200.0) for empty or all-zero input."""
+def _samples_and_rate(audio: Samples | Wav, rate: int | None) -> tuple[Samples, int | None]:
+    if isinstance(audio, Wav):
+        return audio.samples, audio.rate
+    return audio, rate
+
+
+def rms_dbfs(audio: Samples | Wav) -> float:
+    """RMS level in dBFS of samples or a :class:`Wav`; -200.0 for empty or all-zero input."""
+    samples, _ = _samples_and_rate(audio, None)
     if len(samples) == 0:
         return -200.0
     rms = float(np.sqrt(np.mean(np.square(samples))))
@@ -178,19 +185,35 @@ def rms_dbfs(samples: Samples) -> float:
 
 
 def dominant_frequency(
-    samples: Samples, rate: int, *, min_hz: float = 50.0, max_hz: float | None = None
+    audio: Samples | Wav,
+    rate: int | None = None,
+    *,
+    min_hz: float = 50.0,
+    max_hz: float | None = None,
 ) -> float:
     """Frequency (Hz) of the strongest FFT bin between ``min_hz`` and ``max_hz``.
 
+    Args:
+        audio: samples (then ``rate`` is required) or a :class:`Wav` (its own rate is used).
+        rate: sample rate of bare samples.
+        min_hz: ignore bins below this (DC, hum).
+        max_hz: ignore bins above this (default: Nyquist).
+
     A Hann window keeps a tone that does not fill a whole number of periods from smearing.
     Returns 0.0 for fewer than two samples.
+
+    Raises:
+        TypeError: bare samples without a rate.
     """
+    samples, sample_rate = _samples_and_rate(audio, rate)
+    if sample_rate is None:
+        raise TypeError("dominant_frequency() needs the sample rate for bare samples")
     if len(samples) < 2:
         return 0.0
     windowed = (samples - np.mean(samples)) * np.hanning(len(samples))
     spectrum = np.abs(np.fft.rfft(windowed))
-    freqs = np.fft.rfftfreq(len(samples), d=1.0 / rate)
-    upper = max_hz if max_hz is not None else rate / 2.0
+    freqs = np.fft.rfftfreq(len(samples), d=1.0 / sample_rate)
+    upper = max_hz if max_hz is not None else sample_rate / 2.0
     band = (freqs >= min_hz) & (freqs <= upper)
     if not np.any(band):
         return 0.0

@@ -111,3 +111,24 @@ def free_port_range(count: int, *, udp: bool = True, tcp: bool = False, attempts
                 _handed_out.update(block)
                 return base
     raise RuntimeError(f"no {count} consecutive free ports on {LOOPBACK}")
+
+
+def udp_port_bound(port: int, host: str = LOOPBACK) -> bool:
+    """Return True if some process has a UDP socket bound to ``host:port`` (Linux).
+
+    Reads ``/proc/net/udp`` instead of trying to bind the port: a probe bind could collide
+    with the very program whose start-up is being waited for.
+    """
+    want_host = socket.inet_aton(host)[::-1].hex().upper()  # /proc shows little-endian hex
+    want = f"{want_host}:{port:04X}"
+    any_addr = f"00000000:{port:04X}"
+    try:
+        with open("/proc/net/udp") as table:
+            next(table)  # header
+            for line in table:
+                local = line.split()[1]
+                if local in (want, any_addr):
+                    return True
+    except OSError:
+        return False
+    return False

@@ -19,13 +19,14 @@ import logging
 import math
 import re
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from tests.interop.ports import LOOPBACK, free_port_range, free_udp_port
+from tests.interop.ports import LOOPBACK, free_port_range, free_udp_port, udp_port_bound
 from tests.interop.process import ManagedProcess
 
 log = logging.getLogger(__name__)
@@ -383,6 +384,28 @@ class Sipp:
     def running(self) -> bool:
         """Return True while the sipp process is alive."""
         return self._process is not None and self._process.running()
+
+    def wait_ready(self, timeout: float = 5.0) -> Self:
+        """Wait until this (background) sipp has bound its SIP port.
+
+        Call it after :meth:`start` on a server scenario, before a client sends to it.
+
+        Raises:
+            RuntimeError: sipp exited first, or did not bind within ``timeout``.
+        """
+        if self._process is None:
+            raise RuntimeError(f"{self.name} was never started")
+        deadline = time.monotonic() + timeout
+        while not udp_port_bound(self.local_port):
+            if not self._process.running():
+                raise RuntimeError(
+                    f"{self.name} exited before binding port {self.local_port}:\n"
+                    + self.wait(timeout=1.0).describe()
+                )
+            if time.monotonic() >= deadline:
+                raise RuntimeError(f"{self.name} did not bind port {self.local_port} in {timeout}s")
+            time.sleep(0.01)
+        return self
 
     def wait(self, timeout: float | None = None) -> SippResult:
         """Wait for sipp to finish and return its result.

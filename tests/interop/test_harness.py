@@ -24,20 +24,9 @@ ALICE = SipUser(user="2001", password="alice-secret")
 BOB = SipUser(user="2002", password="bob-secret")
 
 
-def _wait_listening(uas: Sipp) -> None:
-    """Give a background sipp server a moment to bind before the client sends.
-
-    sipp has no readiness signal; binding takes a few milliseconds, and the client retransmits
-    its INVITE after 500 ms anyway, so this only saves a retransmission.
-    """
-    time.sleep(0.2)
-    assert uas.running(), uas.wait(timeout=1).describe()
-
-
 @pytest.mark.sipp
 def test_uac_call_with_rtp_against_builtin_uas(sipp: SippFactory) -> None:
-    uas = sipp("uas", rtp_echo=True).start()
-    _wait_listening(uas)
+    uas = sipp("uas", rtp_echo=True).start().wait_ready()
     uac = sipp(
         "uac_call.xml",
         remote=uas.address,
@@ -58,8 +47,7 @@ def test_uac_call_with_rtp_against_builtin_uas(sipp: SippFactory) -> None:
 def test_uac_call_answers_digest_challenge(sipp: SippFactory) -> None:
     # The double challenges with 401, checks the ACK reused the INVITE branch, then verifies
     # the digest of the second INVITE against its own copy of the users file.
-    uas = sipp("uas_auth_answer.xml", users=[ALICE, BOB], index_users=True).start()
-    _wait_listening(uas)
+    uas = sipp("uas_auth_answer.xml", users=[ALICE, BOB], index_users=True).start().wait_ready()
     uac = sipp(
         "uac_call.xml", remote=uas.address, service="2002", users=[ALICE], variables={"talkms": 300}
     ).run()
@@ -71,8 +59,7 @@ def test_uac_call_answers_digest_challenge(sipp: SippFactory) -> None:
 
 @pytest.mark.sipp
 def test_wrong_password_is_reported_as_failed_call(sipp: SippFactory) -> None:
-    uas = sipp("uas_auth_answer.xml", users=[ALICE], index_users=True).start()
-    _wait_listening(uas)
+    uas = sipp("uas_auth_answer.xml", users=[ALICE], index_users=True).start().wait_ready()
     wrong = SipUser(user=ALICE.user, password="not-the-password")
     uac = sipp("uac_call.xml", remote=uas.address, service="2002", users=[wrong], timeout_s=5).run()
     assert not uac.ok
@@ -84,8 +71,9 @@ def test_wrong_password_is_reported_as_failed_call(sipp: SippFactory) -> None:
 
 @pytest.mark.sipp
 def test_register_with_digest(sipp: SippFactory) -> None:
-    registrar = sipp("registrar_auth.xml", users=[ALICE, BOB], index_users=True).start()
-    _wait_listening(registrar)
+    registrar = (
+        sipp("registrar_auth.xml", users=[ALICE, BOB], index_users=True).start().wait_ready()
+    )
     reg = sipp("register.xml", remote=registrar.address, users=[BOB]).run()
     assert reg.ok, reg.describe()
     assert "Expires: 3600" in reg.messages
@@ -96,14 +84,14 @@ def test_register_with_digest(sipp: SippFactory) -> None:
 def test_register_then_answer_on_the_same_port(sipp: SippFactory) -> None:
     # A "registered phone": register.xml and then uas_answer.xml on one SIP port, so the
     # binding a registrar stores points at the answering sipp.
-    registrar = sipp("registrar_auth.xml", users=[BOB], index_users=True).start()
-    _wait_listening(registrar)
+    registrar = sipp("registrar_auth.xml", users=[BOB], index_users=True).start().wait_ready()
     register = sipp("register.xml", remote=registrar.address, users=[BOB])
     reg = register.run()
     assert reg.ok, reg.describe()
     assert registrar.wait().ok
-    phone = sipp("uas_answer.xml", local_port=register.local_port, rtp_echo=True).start()
-    _wait_listening(phone)
+    phone = (
+        sipp("uas_answer.xml", local_port=register.local_port, rtp_echo=True).start().wait_ready()
+    )
     caller = sipp(
         "uac_call.xml",
         remote=phone.address,
@@ -134,8 +122,7 @@ def test_call_outcome_pairs(
     uac_vars: dict[str, int],
     expect: str,
 ) -> None:
-    uas = sipp(uas_scenario, rtp_echo=True, variables=uas_vars).start()
-    _wait_listening(uas)
+    uas = sipp(uas_scenario, rtp_echo=True, variables=uas_vars).start().wait_ready()
     uac = sipp(
         uac_scenario, remote=uas.address, service="2002", users=[ALICE], variables=uac_vars
     ).run()
@@ -148,8 +135,7 @@ def test_call_outcome_pairs(
 @pytest.mark.sipp
 def test_pcap_audio_reaches_the_answering_side(sipp: SippFactory) -> None:
     with RtpSink() as sink:
-        uas = sipp("uas_answer.xml", variables={"rtpport": sink.port}).start()
-        _wait_listening(uas)
+        uas = sipp("uas_answer.xml", variables={"rtpport": sink.port}).start().wait_ready()
         uac = sipp(
             "uac_call.xml",
             remote=uas.address,
@@ -171,8 +157,7 @@ def test_wav_tone_streamed_by_sipp_is_heard(
 ) -> None:
     tone = tone_wav(1000, seconds=10, encoding="ulaw")
     with RtpSink() as sink:
-        uas = sipp("uas_answer.xml", variables={"rtpport": sink.port}).start()
-        _wait_listening(uas)
+        uas = sipp("uas_answer.xml", variables={"rtpport": sink.port}).start().wait_ready()
         uac = sipp(
             "uac_call_wav.xml",
             remote=uas.address,
@@ -231,8 +216,7 @@ def test_two_baresips_hear_each_others_tone(baresip: BaresipFactory) -> None:
 @pytest.mark.baresip
 @pytest.mark.sipp
 def test_baresip_registers_with_digest(sipp: SippFactory, baresip: BaresipFactory) -> None:
-    registrar = sipp("registrar_auth.xml", users=[ALICE], index_users=True).start()
-    _wait_listening(registrar)
+    registrar = sipp("registrar_auth.xml", users=[ALICE], index_users=True).start().wait_ready()
     phone = baresip(
         "agent",
         account=Account(user=ALICE.user, registrar=registrar.address, password=ALICE.password),

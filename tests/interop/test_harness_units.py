@@ -36,7 +36,13 @@ from tests.interop.baresip import (
     netstring,
     split_netstrings,
 )
-from tests.interop.ports import free_port, free_port_range, free_tcp_port, free_udp_port
+from tests.interop.ports import (
+    free_port,
+    free_port_range,
+    free_tcp_port,
+    free_udp_port,
+    udp_port_bound,
+)
 from tests.interop.process import ManagedProcess
 from tests.interop.rtp import RtpSink, parse_rtp
 from tests.interop.server import (
@@ -76,6 +82,15 @@ def test_single_transport_ports_and_ranges() -> None:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
             udp.bind(("127.0.0.1", port))
     assert free_port_range(6) not in range(base - 5, base + 6)
+
+
+def test_udp_port_bound_sees_other_sockets() -> None:
+    port = free_udp_port()
+    assert not udp_port_bound(port)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", port))
+        assert udp_port_bound(port)
+    assert not udp_port_bound(port)
 
 
 # --- processes ---------------------------------------------------------------------------------
@@ -477,14 +492,23 @@ FAKE_MINICC = textwrap.dedent(
     opts = dict(zip(args[2::2], args[3::2])) if len(args) > 2 else {{}}
     if args[:2] == ["user", "add"]:
         data = pathlib.Path(opts["--data-dir"])
+        if not (data / "prepared").exists():
+            sys.exit("no such tenant: demo")
         with (data / "users.txt").open("a") as fh:
             fh.write(opts["--extension"] + ":" + opts["--password"] + "\\n")
     elif args[:2] == ["cdr", "export"]:
         print(json.dumps([{{"tenant": opts["--tenant"], "disposition": "ANSWERED"}}]))
     elif args[:1] == ["serve"]:
-        opts = dict(zip(args[1::2], args[2::2]))
-        if set(opts) - {{"--data-dir", "--bind", "--sip-port", "--http-port"}}:
+        check = "--check" in args
+        rest = [a for a in args[1:] if a != "--check"]
+        opts = dict(zip(rest[0::2], rest[1::2]))
+        known = {{"--data-dir", "--bind", "--sip-port", "--http-port", "--rtp-port-min",
+                 "--rtp-port-max"}}
+        if set(opts) - known:
             sys.exit("unknown option")
+        if check:
+            pathlib.Path(opts["--data-dir"], "prepared").write_text("yes")
+            sys.exit(0)
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.bind((opts["--bind"], int(opts["--sip-port"])))
         signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
@@ -516,6 +540,7 @@ def test_minicc_server_provisions_starts_restarts_and_stops(
         assert server.running()
         assert sip_options_ping("127.0.0.1", server.sip_port) == "SIP/2.0 200 OK"
         assert (server.data_dir / "users.txt").read_text() == "2001:pw1\n"
+        assert server.rtp_ports[1] - server.rtp_ports[0] == 199
         assert server.cdr_export() == [{"tenant": "demo", "disposition": "ANSWERED"}]
         first_pid = server.pid
         server.restart()
@@ -600,3 +625,13 @@ def test_missing_tool_skips_locally_and_fails_in_ci(
     else:
         assert "CI is set" in output
         assert "1 passed" in output
+
+
+def test_measurements_take_a_wav_directly(tmp_path: Path) -> None:
+    path = tmp_path / "tone.wav"
+    _write_pcm16(path, _sine(600, 1.0))
+    wav = read_wav(path)
+    assert dominant_frequency(wav) == pytest.approx(600, abs=2)
+    assert rms_dbfs(wav) == pytest.approx(rms_dbfs(wav.samples))
+    with pytest.raises(TypeError, match="sample rate"):
+        dominant_frequency(wav.samples)
