@@ -280,9 +280,9 @@ def make_response(
             to_value = f"{to_value};tag={to_tag}"
         headers.add("To", to_value)
     for name in ("Call-ID", "CSeq"):
-        value = request.headers.get(name)
-        if value is not None:
-            headers.add(name, value)
+        copied = request.headers.get(name)
+        if copied is not None:
+            headers.add(name, copied)
     if status == 100 and "Timestamp" in request.headers:
         headers.add("Timestamp", request.headers.get("Timestamp") or "")
     for name, value in extra or ():

@@ -226,11 +226,12 @@ def test_validate_accepts_a_plain_request_and_response() -> None:
 )
 def test_validate_request_failures(change: tuple[str, str | None], reason: str) -> None:
     prefix, replacement = change
-    lines = [
-        (replacement if line.startswith(prefix) else line)
-        for line in BASE
-        if replacement is not None or not line.startswith(prefix)
-    ]
+    lines: list[str] = []
+    for line in BASE:
+        if not line.startswith(prefix):
+            lines.append(line)
+        elif replacement is not None:
+            lines.append(replacement)
     m = req(msg(lines=lines))
     with pytest.raises(SipParseError, match=reason) as caught:
         validate_request(m)
