@@ -341,6 +341,18 @@ def _is_token_list(text: str) -> bool:
     return bool(text) and all(is_token(w) for w in words)
 
 
+# Leniency: RFC 3261 wants a display name with anything but token characters quoted, but
+# phones send "Jörg Müller <sip:...>" unquoted. Non-ASCII letters are taken as word
+# characters; separators (",", ";", "@", ...) still need quotes (RFC 4475 §3.1.2.15).
+_UNQUOTED_DISPLAY_RE = re.compile(
+    r"(?:[A-Za-z0-9\-.!%*_+`'~]|[^\x00-\x7f])+(?: (?:[A-Za-z0-9\-.!%*_+`'~]|[^\x00-\x7f])+)*"
+)
+
+
+def _is_unquoted_display(text: str) -> bool:
+    return _UNQUOTED_DISPLAY_RE.fullmatch(text) is not None and text.isprintable()
+
+
 def parse_name_addr(text: str) -> NameAddr:
     """Parse ``name-addr`` or ``addr-spec`` followed by header parameters (RFC 3261 §20.10).
 
@@ -394,7 +406,7 @@ def _parse_name_addr_slow(text: str) -> NameAddr:
                 # A comma or other separator here (RFC 4475 §3.1.2.15 "Bell, Alexander")
                 # needs quotes.
                 display = " ".join(name.split())
-                if not _is_token_list(display):
+                if not _is_unquoted_display(display):
                     raise SipParseError(f"bad display name {name!r}")
         gt = rest.find(">", lt)
         if gt < 0:

@@ -48,8 +48,9 @@ _VERSION_RE = re.compile(r"[Ss][Ii][Pp]/([0-9]+)\.([0-9]+)")
 #  callid = word [ "@" word ] ; word = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+"
 #     / "`" / "'" / "~" / "(" / ")" / "<" / ">" / ":" / "\" / DQUOTE / "/" / "[" / "]" / "?"
 #     / "{" / "}")
-_WORD = r"[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]+"
-_CALLID_RE = re.compile(_WORD + r"(?:@" + _WORD + r")?")
+# Leniency: any visible ASCII. Some stacks put base64 ("=") or "#" in Call-IDs, and a
+# Call-ID is only ever compared, never interpreted; whitespace and non-ASCII are refused.
+_CALLID_RE = re.compile(r"[\x21-\x7e]+")
 # Control characters other than HTAB, CR and LF: legal in a header only as the second half
 # of a quoted-pair (RFC 3261 §25.1), e.g. "\<NUL>" in RFC 4475 §3.1.1.2.
 _CTL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")

@@ -86,6 +86,10 @@ def parse_params(text: str, *, what: str, uri: bool = False) -> Params:
         if not uri and _HEADER_PARAMS_RE.fullmatch(text) is not None:
             return _split_checked_params(text)
         text = text[1:]
+    if text.endswith(";") and not text.endswith(";;") and text.strip(" \t;"):
+        # Leniency: one trailing ";" after real parameters ("tag=1;") is unambiguous and
+        # some phones send it; empty parameters elsewhere (";;") are still refused.
+        text = text[:-1]
     params: Params = {}
     for raw in split_unquoted(text, ";"):
         item = raw.strip(" \t")

@@ -239,6 +239,14 @@ def test_validate_request_failures(change: tuple[str, str | None], reason: str) 
     assert (caught.value.partial is m) == can_respond(m)
 
 
+def test_validate_is_lenient_where_real_phones_stray() -> None:
+    m = req(msg(lines=[*BASE[:5], "Call-ID: MTIzNDU2Nzg5MA==#x@host", BASE[6]]))
+    m.headers.set("From", "Jörg <sip:alice@example.com>;tag=1;")
+    validate_request(m)
+    assert m.call_id == "MTIzNDU2Nzg5MA==#x@host"
+    assert (m.from_.display, m.from_.tag) == ("Jörg", "1")
+
+
 def test_validate_request_extras() -> None:
     validate_request(req(msg(lines=[line for line in BASE if "Max-Forwards" not in line])))
     validate_request(req(msg("Via: SIP/2.0/TCP 192.0.2.9")))  # RFC 2543: no branch

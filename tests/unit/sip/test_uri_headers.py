@@ -121,7 +121,9 @@ def test_parse_params() -> None:
     assert parse_params("", what="t") == {}
     assert parse_params(';q="x;y, z"', what="t") == {"q": '"x;y, z"'}
     assert parse_params(";received=2001:db8::1", what="t") == {"received": "2001:db8::1"}
-    for bad in (";", ";;a", ";a;", ";a b", ";=x", ';a="unterminated', ";a=<x>", ';a="x"y'):
+    # One trailing ";" after real parameters is tolerated (phones send it).
+    assert parse_params(";tag=1;", what="t") == {"tag": "1"}
+    for bad in (";", ";;a", ";a;;", ";a b", ";=x", ';a="unterminated', ";a=<x>", ';a="x"y'):
         with pytest.raises(SipParseError):
             parse_params(bad, what="t")
 
@@ -146,6 +148,7 @@ def test_split_unquoted_and_quoting() -> None:
         ('"Alice" <sip:a@example.com>;tag=1', "Alice", "sip:a@example.com", {"tag": "1"}),
         ("Bob Smith <sip:b@example.com>", "Bob Smith", "sip:b@example.com", {}),
         ("Bob   Smith<sip:b@example.com>", "Bob Smith", "sip:b@example.com", {}),
+        ("Jörg Müller <sip:j@example.com>", "Jörg Müller", "sip:j@example.com", {}),
         ("<sip:c@example.com;lr>", None, "sip:c@example.com;lr", {}),
         ("sip:d@example.com;tag=x", None, "sip:d@example.com", {"tag": "x"}),
         ('"\\"q\\" \\\\" <sip:e@example.com>', '"q" \\', "sip:e@example.com", {}),
