@@ -129,7 +129,8 @@ def _split_head(data: bytes) -> tuple[bytes, int]:
         if head.count(b"\n") == head.count(b"\r\n"):
             return head, end + 4  # the usual case: CRLF throughout
     # Bare LF somewhere (or no blank line at all): walk the lines. Line ends are CRLF
-    # (RFC 3261 §7), but RFC 3261 §7.5 asks for robustness and some stacks send LF only.
+    # (RFC 3261 §7), but some stacks end lines with LF alone, and nothing is ambiguous
+    # about reading them, so we do.
     pos = 0
     while (nl := data.find(b"\n", pos)) >= 0:
         if nl == pos or (nl == pos + 1 and data[pos] == 0x0D):
@@ -245,7 +246,8 @@ def _read_request_line(line: str, headers: Headers) -> Request:
             request.version = version
             raise _request_error(f"unsupported version {version!r}", request, 505)
         try:
-            uri = parse_uri(uri_text)
+            # Through the memo: Request.request_uri later costs a copy, not a parse.
+            uri = request._parsed("uri", uri_text, parse_uri)
         except SipParseError as exc:
             raise _request_error(f"bad Request-URI: {exc.reason}", request) from None
         if uri.headers is not None:
