@@ -135,12 +135,14 @@ class Server:
         for name, store in self.stores.tenants.items():
             records = await asyncio.to_thread(store.load_bindings, now)
             self.switch.load_bindings(name, [from_record(name, r) for r in records])
-        await self.switch.start()
         cdrs = self.bus.subscribe("cdr-writer")
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._write_cdrs(cdrs)))
         self._tasks.append(loop.create_task(self._refresh_directory()))
+        # HTTP first, SIP last: once SIP answers, everything is up (tests and load balancers
+        # probe SIP OPTIONS).
         await self._start_http()
+        await self.switch.start()
 
     async def stop(self) -> None:
         await self.switch.stop()

@@ -594,10 +594,11 @@ def _digest_uri_matches(digest_uri: str, request_uri: str) -> bool:
     )
 
 
-# User-Agent prefixes of clients that abort on the first challenge whose algorithm they do not
-# know instead of taking the next one (RFC 7616 §3.7 says take the first supported one). libre
-# before 2.x (baresip 1.x) fails REGISTER with ENOSYS when any SHA-256 challenge is present.
-_MD5_ONLY_AGENTS = ("baresip", "libre")
+# User-Agent prefixes of clients that cannot pick a later challenge when the first one's
+# algorithm is unknown to them (RFC 7616 §3.7 says use the first supported one): libre before
+# 2.x (baresip 1.x) fails REGISTER with ENOSYS when any SHA-256 challenge is present, and sipp
+# 3.6 answers only the first challenge, always with MD5.
+_MD5_ONLY_AGENTS = ("baresip", "libre", "sipp")
 
 
 def algorithms_for_client(
