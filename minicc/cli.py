@@ -249,6 +249,7 @@ def _serve_flag(name: str, help_text: str) -> Callable[[F], F]:
 @_serve_flag("rtp-port-min", "Lowest RTP port (default 20000).")
 @_serve_flag("rtp-port-max", "Highest RTP port (default 29999).")
 @_serve_flag("ring-timeout", "Seconds before an unanswered call gives up (default 60).")
+@_serve_flag("media-relay", "on (default): RTP through minicc; off: phones send it directly.")
 @_serve_flag("log-level", "debug, info, warning or error (default info).")
 @_serve_flag("public-address", "Address phones reach us at, put in Contact/SDP.")
 @click.option(

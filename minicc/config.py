@@ -84,6 +84,9 @@ class ServeConfig:
     """Highest UDP port used for RTP media."""
     ring_timeout: float = 60.0
     """Seconds an unanswered call rings before it ends with no-answer."""
+    media_relay: bool = True
+    """Anchor RTP in minicc (relay, DTMF detection, recording). ``off`` passes SDP through so
+    phones send media to each other directly: less work, but no recording and no NAT help."""
     log_level: str = "info"
     """One of debug, info, warning, error, critical."""
     public_address: str | None = None
@@ -229,6 +232,18 @@ def _seconds(value: object, origin: _Origin) -> float:
     return float(value)
 
 
+_TRUE = ("true", "on", "yes", "1")
+_FALSE = ("false", "off", "no", "0")
+
+
+def _bool(value: object, origin: _Origin) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+        return value.strip().lower() in _TRUE
+    raise _Invalid("must be on or off (true/false)")
+
+
 def _log_level(value: object, origin: _Origin) -> str:
     what = f"must be one of {', '.join(LOG_LEVELS)}"
     level = _text(value, what).lower()
@@ -248,6 +263,7 @@ _PARSERS: dict[str, Callable[[object, _Origin], Any]] = {
     "rtp_port_min": _port,
     "rtp_port_max": _port,
     "ring_timeout": _seconds,
+    "media_relay": _bool,
     "log_level": _log_level,
     "public_address": _public_host,
 }

@@ -116,6 +116,7 @@ class Server:
                 rtp_port_min=config.rtp_port_min,
                 rtp_port_max=config.rtp_port_max,
                 ring_timeout=config.ring_timeout,
+                media_relay=config.media_relay,
                 recordings_dir=config.data_dir / "recordings",
             ),
             self.directory,

@@ -127,7 +127,7 @@ class B2BUA:
         self,
         *,
         tx: TransactionLayer,
-        media: MediaEngine,
+        media: MediaEngine | None,
         contacts: Contacts,
         identity: SwitchIdentity,
         bus: EventBus,
@@ -319,6 +319,10 @@ class B2BUA:
     # ----------------------------------------------------------------- call setup
 
     async def _setup(self, call: Call, targets: list[tuple[str, Peer]]) -> None:
+        if self._media is None:  # media relay off: SDP passes through, phones talk directly
+            call.state = CallState.RINGING
+            self._ring(call, targets, call.offer)
+            return
         try:
             media = await self._media.create_session(call.call_id)
         except MediaError as exc:
@@ -331,9 +335,15 @@ class B2BUA:
             media.close()
             return
         call.media = media
-        _set_remote(media, Side.CALLER, call.offer)
+        _set_remote(call, Side.CALLER, call.offer)
         call.state = CallState.RINGING
-        offer = sdplib.rewrite_for_relay(call.offer, self._me.host, media.b.local_port)
+        self._ring(
+            call, targets, sdplib.rewrite_for_relay(call.offer, self._me.host, media.b.local_port)
+        )
+
+    def _ring(
+        self, call: Call, targets: list[tuple[str, Peer]], offer: sdplib.SessionDescription
+    ) -> None:
         for contact_uri, peer in targets:
             self._fork(call, contact_uri, peer, offer)
         loop = asyncio.get_running_loop()
@@ -392,13 +402,13 @@ class B2BUA:
     def _relay_provisional(self, call: Call, response: Response) -> None:
         body = b""
         extra = [("Contact", self._me.contact(call.caller.peer.transport, call.to_user))]
-        if response.body and response.content_type == "application/sdp" and call.media:
+        if response.body and response.content_type == "application/sdp":
             try:
                 answer = sdplib.parse_sdp(response.body)
             except sdplib.SdpError:
                 answer = None
             if answer is not None:
-                _set_remote(call.media, Side.CALLEE, answer)
+                _set_remote(call, Side.CALLEE, answer)
                 body = self._sdp_for(call, Side.CALLER, answer)
                 extra.append(("Content-Type", "application/sdp"))
         if response.status == 180 or body:
@@ -438,10 +448,10 @@ class B2BUA:
         if call.ring_timer is not None:
             call.ring_timer.cancel()
         body = b""
-        if response.body and call.media:
+        if response.body:
             try:
                 answer = sdplib.parse_sdp(response.body)
-                _set_remote(call.media, Side.CALLEE, answer)
+                _set_remote(call, Side.CALLEE, answer)
                 body = self._sdp_for(call, Side.CALLER, answer)
             except sdplib.SdpError as exc:
                 log.warning("%s: callee sent bad SDP (%s), ending call", call.call_id, exc)
@@ -505,7 +515,7 @@ class B2BUA:
         """Hold, resume or a codec change: pass the offer through the relay to the other side."""
         other = call.leg(side.other)
         me = call.leg(side)
-        if other is None or other.dialog is None or me is None or call.media is None:
+        if other is None or other.dialog is None or me is None:
             self._reply(request, 491)
             return
         if other.pending_reinvite or me.pending_reinvite:
@@ -518,7 +528,7 @@ class B2BUA:
             except sdplib.SdpError as exc:
                 self._reply(request, 400, extra=[("Warning", f'399 minicc "bad SDP: {exc}"')])
                 return
-            _set_remote(call.media, side, offer)
+            _set_remote(call, side, offer)
             body = self._sdp_for(call, side.other, offer)
         if me.dialog is not None and request.headers.get("Contact"):
             me.dialog.update_target(request)
@@ -534,10 +544,10 @@ class B2BUA:
                 return
             self._send_ack(other, response.cseq.seq)
             answer_body = b""
-            if response.body and call.media is not None:
+            if response.body:
                 try:
                     answer = sdplib.parse_sdp(response.body)
-                    _set_remote(call.media, side.other, answer)
+                    _set_remote(call, side.other, answer)
                     answer_body = self._sdp_for(call, side, answer)
                 except sdplib.SdpError:
                     pass
@@ -653,7 +663,9 @@ class B2BUA:
     def _sdp_for(self, call: Call, side: Side, sdp: sdplib.SessionDescription) -> bytes:
         """SDP to send to ``side``: the other party's description, pointed at our relay port."""
         leg = call.leg(side)
-        assert call.media is not None and leg is not None
+        assert leg is not None
+        if call.media is None:
+            return sdp.to_bytes()
         endpoint = call.media.a if side is Side.CALLER else call.media.b
         rewritten = sdplib.rewrite_for_relay(sdp, self._me.host, endpoint.local_port)
         return leg.origin.stamp(rewritten).to_bytes()
@@ -725,8 +737,10 @@ class B2BUA:
         return response.to.tag or ""
 
 
-def _set_remote(media: MediaSession, side: Side, sdp: sdplib.SessionDescription) -> None:
-    endpoint = media.a if side is Side.CALLER else media.b
+def _set_remote(call: Call, side: Side, sdp: sdplib.SessionDescription) -> None:
+    if call.media is None:
+        return
+    endpoint = call.media.a if side is Side.CALLER else call.media.b
     endpoint.set_remote(sdplib.media_address(sdp))
     endpoint.set_telephone_event_pt(sdplib.telephone_event_pt(sdp))
 

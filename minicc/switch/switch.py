@@ -58,6 +58,8 @@ class SwitchSettings:
     rtp_port_max: int = 29999
     ring_timeout: float = 60.0
     """Seconds a callee may ring before the caller gets 408."""
+    media_relay: bool = True
+    """Anchor media in minicc's RTP relay; off passes SDP through unchanged."""
     recordings_dir: Path | None = None
 
 
@@ -81,8 +83,12 @@ class Switch:
         self.tx = txm.TransactionLayer()
         self.registrar = Registrar()
         self.digest = DigestServer(secrets.token_bytes(32))
-        self.media = MediaEngine(
-            settings.bind, settings.rtp_port_min, settings.rtp_port_max, on_dtmf=self._on_dtmf
+        self.media: MediaEngine | None = (
+            MediaEngine(
+                settings.bind, settings.rtp_port_min, settings.rtp_port_max, on_dtmf=self._on_dtmf
+            )
+            if settings.media_relay
+            else None
         )
         self._udp = UdpTransport(self.on_data)
         self._tcp = StreamTransport(Transport.TCP, self.on_data)
@@ -145,7 +151,8 @@ class Switch:
         self._tcp.close()
         if self._tls is not None:
             self._tls.close()
-        await self.media.close()
+        if self.media is not None:
+            await self.media.close()
 
     def load_bindings(self, tenant: str, bindings: list[Binding]) -> None:
         self.registrar.load(bindings, time.time())
