@@ -60,7 +60,7 @@ def _parse_validate_read(data: bytes) -> None:
     message = parse_message(data)
     assert isinstance(message, Request)
     validate_request(message)
-    _ = (message.top_via.branch, message.from_.tag, message.to.tag, message.call_id)
+    _ = (message.branch, message.from_tag, message.to_tag, message.call_id, message.top_via)
     _ = (message.cseq, message.contacts, message.max_forwards, message.request_uri)
 
 

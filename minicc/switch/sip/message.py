@@ -117,6 +117,24 @@ class Message:
 
     @property
     def top_via(self) -> Via:
+        return copy_via(self._top_via_shared())
+
+    @property
+    def branch(self) -> str | None:
+        """The top Via's branch, without copying the Via (the transaction layer's key)."""
+        return self._top_via_shared().params.get("branch")
+
+    @property
+    def from_tag(self) -> str | None:
+        """From's tag, without copying the name-addr (None: RFC 2543 peer, §12.1.1)."""
+        return self._name_addr_shared("From").params.get("tag")
+
+    @property
+    def to_tag(self) -> str | None:
+        """To's tag, without copying the name-addr."""
+        return self._name_addr_shared("To").params.get("tag")
+
+    def _top_via_shared(self) -> Via:
         value = self.headers.get("Via")
         if value is None:
             raise SipParseError("missing Via")
@@ -125,7 +143,13 @@ class Message:
             if not values:
                 raise SipParseError("missing Via")
             value = values[0]
-        return copy_via(self._parsed("via", value, parse_via))
+        return self._parsed("via", value, parse_via)
+
+    def _name_addr_shared(self, name: str) -> NameAddr:
+        value = self.headers.get(name)
+        if value is None:
+            raise SipParseError(f"missing {name}")
+        return self._parsed("name-addr", value, parse_name_addr)
 
     @property
     def from_(self) -> NameAddr:
@@ -136,10 +160,7 @@ class Message:
         return self._name_addr("To")
 
     def _name_addr(self, name: str) -> NameAddr:
-        value = self.headers.get(name)
-        if value is None:
-            raise SipParseError(f"missing {name}")
-        return copy_name_addr(self._parsed("name-addr", value, parse_name_addr))
+        return copy_name_addr(self._name_addr_shared(name))
 
     @property
     def contacts(self) -> list[NameAddr]:

@@ -309,5 +309,12 @@ def test_accessors_return_independent_copies() -> None:
     assert m.request_uri.params == {}
     # A rewritten header is read afresh.
     m.headers.set("From", "<sip:z@b>;tag=9")
-    assert m.from_.tag == "9"
+    assert m.from_.tag == "9" and m.from_tag == "9"
+    with pytest.raises(SipParseError, match="missing To"):
+        _ = m.to_tag
+    m.headers.add("To", "<sip:x@y>")
+    assert m.to_tag is None
+    assert m.branch == "z9hG4bKa"
+    m.headers.prepend("Via", "SIP/2.0/TCP p;branch=z9hG4bKtop")
+    assert m.branch == "z9hG4bKtop" and m.top_via.host == "p"
     assert isinstance(m.vias[0], Via) and m.contacts[0].uri == SipUri(user="c", host="d")
