@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException, Request
 
 from minicc import __version__
 
@@ -24,13 +24,31 @@ def create_app(server: Server) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     @app.get("/api/status")
-    def status() -> dict[str, Any]:
-        """Live summary: calls, registrations, SIP counters."""
+    def status(request: Request) -> dict[str, Any]:
+        """Live summary: calls, registrations, SIP counters.
+
+        It shows every tenant's calls, so until API tokens exist it answers only on the
+        server's own machine (loopback clients).
+        """
+        client = request.client.host if request.client else ""
+        if client not in ("127.0.0.1", "::1"):
+            raise HTTPException(403, "status is only served to local clients for now")
         switch = server.switch
         b2bua = switch.b2bua
         return {
             "uptime_seconds": round(time.time() - server.started, 1),
             "active_calls": b2bua.active_calls if b2bua else 0,
+            "calls": [
+                {
+                    "tenant": call.tenant.name,
+                    "call_id": call.call_id,
+                    "from": call.from_user,
+                    "to": call.to_user,
+                    "state": call.state.value,
+                    "started": call.started.isoformat(),
+                }
+                for call in (b2bua.calls() if b2bua else [])
+            ],
             "registrations": switch.registrar.count(),
             "transactions": len(switch.tx),
             "sip": dict(switch.stats),

@@ -300,3 +300,23 @@ def test_recording_has_one_party_per_channel(
         time.sleep(0.1)
     wav = read_wav(path)
     assert wav.channels == 2 and wav.rate == 8000 and wav.format_tag in (6, 7)
+
+
+def test_sigterm_hangs_up_active_calls(minicc_server: MiniccServer, sipp: Any) -> None:
+    answering = _answering_phone(sipp, minicc_server, "2002", "uas_answer.xml", rtp_echo=True)
+    caller = sipp(
+        "uac_wait_bye.xml",
+        remote=minicc_server.sip_address,
+        service="2002",
+        users=[_user(minicc_server, "2001")],
+    ).start()
+    deadline = time.monotonic() + 10
+    while [c["state"] for c in _status(minicc_server)["calls"]] != ["answered"]:
+        assert time.monotonic() < deadline, "the call never came up"
+        time.sleep(0.1)
+    assert minicc_server.stop() == 0  # SIGTERM: exit status 0 after a clean shutdown
+    # Both phones got a BYE from minicc and answered it: their scenarios end successfully.
+    assert caller.wait().ok
+    assert answering.wait().ok
+    (cdr,) = minicc_server.cdr_export()
+    assert (cdr["disposition"], cdr["hangup_side"]) == ("answered", "system")
