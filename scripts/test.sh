@@ -11,9 +11,9 @@
 #    collected no test at all (its exit code 5): a run that tested nothing is not a pass.
 set -euo pipefail
 
-# Debian packages for the real-client tests. One list: add a package here (chromium for the
-# browser tests, later) and both the check and the install pick it up.
-DEBIAN_PACKAGES=(sip-tester baresip baresip-core sox)
+# Debian packages for the real-client tests (chromium for the click-to-call browser tests).
+# One list: add a package here and both the check and the install pick it up.
+DEBIAN_PACKAGES=(sip-tester baresip baresip-core sox chromium)
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -83,6 +83,9 @@ setup_venv() {
 
 install_debian_packages
 setup_venv
+
+say "ruff check"
+"$ROOT/.venv/bin/python" -m ruff check --quiet minicc tests benchmarks docs
 
 say "running: pytest -q $*"
 status=0
