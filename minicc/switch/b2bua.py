@@ -136,6 +136,7 @@ class B2BUA:
         recordings_dir: Path | None = None,
         should_record: Callable[[TenantEntry], bool] = lambda _t: False,
         rng: random.Random | None = None,
+        flush: Callable[[], None] = lambda: None,
     ) -> None:
         self._tx = tx
         self._media = media
@@ -147,6 +148,10 @@ class B2BUA:
         self._recordings_dir = recordings_dir
         self._should_record = should_record
         self._rng = rng or random.SystemRandom()
+        # What the B2BUA queues in the transaction layer goes out when the switch drains it
+        # after an input. Work that runs on its own (call set-up after the media ports are
+        # bound, the ring timer) calls this to have its messages sent at once.
+        self._flush = flush
         self._calls: dict[str, Call] = {}
         # (Call-ID, our tag) -> (call, side): how in-dialog requests find their leg.
         self._dialogs: dict[tuple[str, str], tuple[Call, Side]] = {}
@@ -319,6 +324,12 @@ class B2BUA:
     # ----------------------------------------------------------------- call setup
 
     async def _setup(self, call: Call, targets: list[tuple[str, Peer]]) -> None:
+        try:
+            await self._setup_media_and_ring(call, targets)
+        finally:
+            self._flush()
+
+    async def _setup_media_and_ring(self, call: Call, targets: list[tuple[str, Peer]]) -> None:
         if self._media is None:  # media relay off: SDP passes through, phones talk directly
             call.state = CallState.RINGING
             self._ring(call, targets, call.offer)
@@ -502,6 +513,7 @@ class B2BUA:
         self._cancel_forks(call)
         self._reply(call.caller_invite, 408, to_tag=call.to_tag)
         self._finish(call, HangupSide.SYSTEM, 408)
+        self._flush()
 
     def _cancel_forks(self, call: Call, except_leg: Leg | None = None) -> None:
         for fork in call.forks:

@@ -125,6 +125,7 @@ class Switch:
             ring_timeout=s.ring_timeout,
             recordings_dir=s.recordings_dir,
             should_record=self._should_record,
+            flush=self._flush,
         )
         self._expiry_task = loop.create_task(self._expire_bindings())
 
