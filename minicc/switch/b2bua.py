@@ -34,6 +34,7 @@ from minicc.switch.sip.headers import Headers
 from minicc.switch.sip.message import Request, Response, make_response
 from minicc.switch.sip.peer import Peer, Transport
 from minicc.switch.sip.transaction import TransactionLayer
+from minicc.switch.sip.uri import parse_uri, quote
 from minicc.tenants.directory import TenantEntry
 from minicc.tenants.models import CallRecord, Disposition, HangupSide
 
@@ -366,7 +367,9 @@ class B2BUA:
         leg = Leg(side=Side.CALLEE, peer=peer, origin=sdplib.OriginState(), contact_uri=contact_uri)
         domain = call.tenant.realm
         from_ = call.caller_invite.from_
-        display = f'"{from_.display}" ' if from_.display else ""
+        # Re-quoted: the parsed display name is unescaped, and a quote or backslash in it would
+        # otherwise break the callee's From header (RFC 3261 §25.1 quoted-string).
+        display = f"{quote(from_.display)} " if from_.display else ""
         headers = Headers()
         headers.add("Via", self._via(peer))
         mf = call.caller_invite.max_forwards
@@ -758,8 +761,6 @@ def _set_remote(call: Call, side: Side, sdp: sdplib.SessionDescription) -> None:
 
 
 def _request_user(request: Request) -> str:
-    from minicc.switch.sip.uri import parse_uri
-
     uri = parse_uri(request.uri)
     return uri.user_unescaped or ""
 
