@@ -229,9 +229,6 @@ class B2BUA:
             self._reply(request, 404)
             return
         targets = self._contacts.targets(tenant.name, to_user)
-        if not targets:
-            self._reply(request, 480)
-            return
         from_ = request.from_
         call = Call(
             call_id=request.call_id,
@@ -256,6 +253,11 @@ class B2BUA:
                 callee=to_user,
             )
         )
+        if not targets:
+            # An existing extension with no phone online: a missed call, so it gets its record.
+            self._reply(request, 480, to_tag=call.to_tag)
+            self._finish(call, HangupSide.SYSTEM, 480)
+            return
         asyncio.get_running_loop().create_task(self._setup(call, targets))
 
     def handle_cancel(self, invite_key: object) -> None:
