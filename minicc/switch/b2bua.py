@@ -390,6 +390,7 @@ class B2BUA:
         leg.invite_key = self._send(
             invite, peer, lambda r, leg=leg: self._on_fork_response(call, leg, r)
         )
+        self._forking.add(leg.invite_key)
         call.forks.append(leg)
 
     def _on_fork_response(self, call: Call, leg: Leg, response: Response | None) -> None:
