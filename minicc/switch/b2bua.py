@@ -219,11 +219,21 @@ class B2BUA:
         try:
             offer = sdplib.parse_sdp(request.body) if request.body else None
         except sdplib.SdpError as exc:
-            self._reply(request, 400, extra=[("Warning", f'399 minicc "bad SDP: {exc}"')])
+            self._reply(request, 400, extra=[_warning(399, f"bad SDP: {exc}")])
             return
-        if offer is None or not sdplib.negotiate(offer).usable:
-            # Late offer (INVITE without SDP) is not supported yet; 488 says why.
-            self._reply(request, 488, extra=[("Warning", '304 minicc "PCMU or PCMA required"')])
+        if offer is None:
+            # Late offer (the offer in our 2xx, the answer in the ACK, RFC 3261 §13.2.1) is not
+            # supported yet; the Warning says so, since 488 alone reads like a codec problem.
+            warning = _warning(399, "late offer (INVITE without SDP) not supported")
+            self._reply(request, 488, extra=[warning])
+            return
+        negotiation = sdplib.negotiate(offer)
+        if not negotiation.usable:
+            # RFC 3261 §20.43: 304 "media type not available" when there is no audio at all,
+            # 305 "incompatible media format" when the codecs are the problem.
+            code = 304 if offer.audio is None or offer.audio.port == 0 else 305
+            warning = _warning(code, f"{negotiation.reason}: PCMU or PCMA required")
+            self._reply(request, 488, extra=[warning])
             return
         if to_user not in tenant.extensions:
             self._reply(request, 404)
@@ -544,7 +554,7 @@ class B2BUA:
             try:
                 offer = sdplib.parse_sdp(request.body)
             except sdplib.SdpError as exc:
-                self._reply(request, 400, extra=[("Warning", f'399 minicc "bad SDP: {exc}"')])
+                self._reply(request, 400, extra=[_warning(399, f"bad SDP: {exc}")])
                 return
             _set_remote(call, side, offer)
             body = self._sdp_for(call, side.other, offer)
@@ -761,6 +771,11 @@ def _set_remote(call: Call, side: Side, sdp: sdplib.SessionDescription) -> None:
     endpoint = call.media.a if side is Side.CALLER else call.media.b
     endpoint.set_remote(sdplib.media_address(sdp))
     endpoint.set_telephone_event_pt(sdplib.telephone_event_pt(sdp))
+
+
+def _warning(code: int, text: str) -> tuple[str, str]:
+    """A Warning header (RFC 3261 §20.43); the text is quoted, whatever it holds."""
+    return ("Warning", f"{code} minicc {quote(text)}")
 
 
 def _request_user(request: Request) -> str:
