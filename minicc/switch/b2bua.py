@@ -99,7 +99,11 @@ class Leg:
 
 @dataclass(slots=True, eq=False)
 class Call:
+    key: str
+    """minicc's own id for the call: unique, unlike the Call-ID, which the caller chooses
+    (two tenants' phones may well pick the same one). The media session is named by it."""
     call_id: str
+    """The Call-ID of the caller's leg: what events and call records carry."""
     tenant: TenantEntry
     caller_invite: Request
     caller_key: object
@@ -153,7 +157,7 @@ class B2BUA:
         # after an input. Work that runs on its own (call set-up after the media ports are
         # bound, the ring timer) calls this to have its messages sent at once.
         self._flush = flush
-        self._calls: dict[str, Call] = {}
+        self._calls: dict[str, Call] = {}  # by Call.key
         # (Call-ID, our tag) -> (call, side): how in-dialog requests find their leg.
         self._dialogs: dict[tuple[str, str], tuple[Call, Side]] = {}
         # Client transaction key -> continuation for its responses (None means timeout).
@@ -241,6 +245,7 @@ class B2BUA:
         targets = self._contacts.targets(tenant.name, to_user)
         from_ = request.from_
         call = Call(
+            key=f"{next(self._ids)}/{request.call_id}",
             call_id=request.call_id,
             tenant=tenant,
             caller_invite=request,
@@ -253,7 +258,7 @@ class B2BUA:
             started=now_wall,
             offer=offer,
         )
-        self._calls[call.call_id] = call
+        self._calls[call.key] = call
         self._bus.publish(
             CallStarted(
                 tenant=tenant.name,
@@ -322,12 +327,14 @@ class B2BUA:
                 self._finish(call, HangupSide.SYSTEM, 503)
 
     def on_dtmf(self, call_id: str, side: str, digit: str) -> None:
+        """An RFC 4733 digit from the relay; ``call_id`` is the media session's name (the
+        call's :attr:`Call.key`), ``side`` its endpoint, ``a`` for the caller."""
         call = self._calls.get(call_id)
         if call is not None:
             self._bus.publish(
                 DtmfReceived(
                     tenant=call.tenant.name,
-                    call_id=call_id,
+                    call_id=call.call_id,
                     side=Side.CALLER.value if side == "a" else Side.CALLEE.value,
                     digit=digit,
                     method="rfc4733",
@@ -348,7 +355,7 @@ class B2BUA:
             self._ring(call, targets, call.offer)
             return
         try:
-            media = await self._media.create_session(call.call_id)
+            media = await self._media.create_session(call.key)
         except MediaError as exc:
             log.warning("%s: no media port: %s", call.call_id, exc)
             if call.state is not CallState.ENDED:
@@ -636,7 +643,7 @@ class B2BUA:
                 call.media.stop_recording()
                 recording = str(call.recording)
             call.media.close()
-        self._calls.pop(call.call_id, None)
+        self._calls.pop(call.key, None)
         if call.forks:
             # A 2xx may still cross our CANCEL; the continuations stay for 64*T1 so such a
             # late answer is ACKed and hung up instead of left ringing on.
