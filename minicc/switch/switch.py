@@ -309,10 +309,14 @@ class Switch:
             request, tenant.realm, lambda user, alg: _ha1(tenant, user, alg), now
         )
         if result.ok and result.username is not None:
-            claimed = request.from_.uri.user_unescaped
-            if request.method == "REGISTER":
-                claimed = request.to.uri.user_unescaped
-            if claimed != result.username:
+            # The identity asserted is From (To for REGISTER, the address of record): its
+            # user must be the one who authenticated, and its host must not name another
+            # tenant, or a phone of one tenant could present itself as another's extension.
+            identity = request.to.uri if request.method == "REGISTER" else request.from_.uri
+            owner = self.directory.resolve_host(identity.host_plain)
+            if identity.user_unescaped != result.username or (
+                owner is not None and owner.name != tenant.name
+            ):
                 self._reply(request, 403, reason="Identity Mismatch")
                 return None
             return result.username
