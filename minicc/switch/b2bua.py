@@ -311,12 +311,19 @@ class B2BUA:
             self._reply(request, 501, extra=[("Allow", ALLOW)])
         return True
 
-    def hangup_all(self) -> None:
-        """Server shutdown: BYE every answered call, refuse every ringing one."""
+    def hangup_all(self) -> list[object]:
+        """Server shutdown: BYE every answered call, refuse every ringing one.
+
+        Returns:
+            The client transaction keys of the BYEs sent and of the callee INVITEs being
+            cancelled: shutdown may wait for those to get their final responses.
+        """
+        sent: list[object] = []
         for call in list(self._calls.values()):
             if call.state is CallState.ANSWERED:
-                self._hangup(call, HangupSide.SYSTEM, cause=503)
+                sent += self._hangup(call, HangupSide.SYSTEM, cause=503)
             else:
+                sent += [f.invite_key for f in call.forks if f.final_status is None]
                 self._reply(
                     call.caller_invite,
                     503,
@@ -325,6 +332,7 @@ class B2BUA:
                 )
                 self._cancel_forks(call)
                 self._finish(call, HangupSide.SYSTEM, 503)
+        return sent
 
     def on_dtmf(self, call_id: str, side: str, digit: str) -> None:
         """An RFC 4733 digit from the relay; ``call_id`` is the media session's name (the
@@ -620,14 +628,17 @@ class B2BUA:
 
     def _hangup(
         self, call: Call, side: HangupSide, cause: int | None, skip: Side | None = None
-    ) -> None:
+    ) -> list[object]:
+        """BYE both legs (but ``skip``) and end the call; returns the BYEs' client keys."""
         if call.state is CallState.ENDED:
-            return
+            return []
+        sent = []
         for leg_side in (Side.CALLER, Side.CALLEE):
             leg = call.leg(leg_side)
             if leg_side is not skip and leg is not None and leg.dialog is not None:
-                self._send_in_dialog(leg, "BYE")
+                sent.append(self._send_in_dialog(leg, "BYE"))
         self._finish(call, side, cause)
+        return sent
 
     # ----------------------------------------------------------------- the end
 
@@ -719,7 +730,7 @@ class B2BUA:
         *,
         body: bytes = b"",
         on_response: Callable[[Response | None], None] | None = None,
-    ) -> None:
+    ) -> object:
         assert leg.dialog is not None
         extra = [("Contact", self._me.contact(leg.peer.transport))] if method == "INVITE" else []
         request = leg.dialog.create_request(
@@ -730,7 +741,7 @@ class B2BUA:
         )
         request.headers.remove("Via")
         request.headers.prepend("Via", self._via(leg.peer))
-        self._send(request, leg.peer, on_response or (lambda _r: None))
+        return self._send(request, leg.peer, on_response or (lambda _r: None))
 
     def _send_ack(self, leg: Leg, cseq: int) -> None:
         assert leg.dialog is not None

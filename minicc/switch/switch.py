@@ -39,6 +39,15 @@ _trace = logging.getLogger("minicc.sip.trace")
 
 USER_AGENT = "minicc"
 
+_AWAITING_FINAL = frozenset(
+    {
+        txm.InviteClientState.CALLING,
+        txm.InviteClientState.PROCEEDING,
+        txm.NonInviteClientState.TRYING,
+        txm.NonInviteClientState.PROCEEDING,
+    }
+)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SwitchSettings:
@@ -137,13 +146,15 @@ class Switch:
         return ports
 
     async def stop(self, grace: float = 2.0) -> None:
-        """Hang up every call, give the BYEs a moment to go out and be answered, close."""
+        """Hang up every call, wait up to ``grace`` seconds for the phones to answer, close."""
         if self.b2bua is not None:
-            self.b2bua.hangup_all()
+            waiting = self.b2bua.hangup_all()
             self._flush()
+            # Wait for the BYEs and cancelled INVITEs to be answered, not for every
+            # transaction to end: completed ones linger for Timer K/D/L (up to 32 s).
             deadline = time.monotonic() + grace
-            while len(self.tx) and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
+            while time.monotonic() < deadline and any(map(self._unanswered, waiting)):
+                await asyncio.sleep(0.02)
         if self._expiry_task is not None:
             self._expiry_task.cancel()
         if self._timer is not None:
@@ -154,6 +165,11 @@ class Switch:
             self._tls.close()
         if self.media is not None:
             await self.media.close()
+
+    def _unanswered(self, key: object) -> bool:
+        """True while our client transaction ``key`` has had no final response."""
+        state = self.tx.client_state(key)  # type: ignore[arg-type]
+        return state in _AWAITING_FINAL
 
     def load_bindings(self, tenant: str, bindings: list[Binding]) -> None:
         self.registrar.load(bindings, time.time())
