@@ -482,6 +482,10 @@ class B2BUA:
             if leg.dialog is not None:
                 self._dialogs.pop((leg.dialog.call_id, leg.dialog.local_tag), None)
             leg.dialog = Dialog.from_uac(leg.invite, response)
+        else:
+            # The early dialog of a 1xx becomes confirmed; the 2xx's Contact and
+            # Record-Route replace what the 1xx said (RFC 3261 §12.1.2, §13.2.2.4).
+            leg.dialog.on_response(response)
         leg.final_status = response.status
         self._send_ack(leg, leg.invite.cseq.seq)
         self._dialogs[(leg.dialog.call_id, leg.dialog.local_tag)] = (call, Side.CALLEE)
@@ -585,6 +589,8 @@ class B2BUA:
             if response is None or status >= 300:
                 self._reply(request, 500 if status == 408 else status)
                 return
+            if other.dialog is not None:
+                other.dialog.update_target(response)  # a 2xx may move the peer (§12.2.1.2)
             self._send_ack(other, response.cseq.seq)
             answer_body = b""
             if response.body:
