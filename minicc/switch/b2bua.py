@@ -59,6 +59,9 @@ class CallState(Enum):
     ENDED = "ended"
 
 
+_RINGING = (CallState.SETUP, CallState.RINGING)
+
+
 class Contacts(Protocol):
     """What the B2BUA needs from the registrar: where an extension can be reached."""
 
@@ -259,6 +262,8 @@ class B2BUA:
             offer=offer,
         )
         self._calls[call.key] = call
+        # The caller's early dialog (our To tag): a BYE on it must find the call.
+        self._dialogs[(call.call_id, call.to_tag)] = (call, Side.CALLER)
         self._bus.publish(
             CallStarted(
                 tenant=tenant.name,
@@ -277,12 +282,15 @@ class B2BUA:
 
     def handle_cancel(self, invite_key: object) -> None:
         for call in self._calls.values():
-            if call.caller_key == invite_key and call.state in (CallState.SETUP, CallState.RINGING):
-                call.caller_cancelled = True
-                self._reply(call.caller_invite, 487, to_tag=call.to_tag)
-                self._cancel_forks(call)
-                self._finish(call, HangupSide.CALLER, 487)
+            if call.caller_key == invite_key and call.state in _RINGING:
+                self._caller_gave_up(call)
                 return
+
+    def _caller_gave_up(self, call: Call) -> None:
+        call.caller_cancelled = True
+        self._reply(call.caller_invite, 487, to_tag=call.to_tag)
+        self._cancel_forks(call)
+        self._finish(call, HangupSide.CALLER, 487)
 
     def handle_in_dialog(self, request: Request, source: Peer, key: object) -> bool:
         """Route a request carrying a To tag; False when no dialog matches (caller sends 481)."""
@@ -292,6 +300,12 @@ class B2BUA:
         call, side = found
         leg = call.leg(side)
         if leg is None or leg.dialog is None:
+            if side is Side.CALLER and request.method == "BYE" and call.state in _RINGING:
+                # RFC 3261 §15: the caller may end its early dialog with BYE; for the call
+                # that is the same as a CANCEL (and the INVITE gets its 487, §15.1.2).
+                self._reply(request, 200)
+                self._caller_gave_up(call)
+                return True
             return False
         if not leg.dialog.accept_remote_cseq(request.cseq.seq):
             self._reply(request, 500, extra=[("Retry-After", "1")])
