@@ -187,3 +187,23 @@ async def test_a_reinvite_2xx_contact_refreshes_the_target(sw: Harness) -> None:
     call.a.ack(request.cseq)
     assert (await call.a.bye()).status == 200
     assert (await call.b.request("BYE")).uri == moved.strip("<>")
+
+
+async def test_reinvite_glare_gets_491(sw: Harness) -> None:
+    alice = await sw.phone("acme", "1001")
+    bob = await sw.phone("acme", "1002")
+    call = await answered_call(sw, alice, bob)
+    from_alice = call.a.build("INVITE", body=make_sdp(call.caller_rtp.port, direction="sendonly"))
+    alice.send(from_alice)
+    relayed = await call.b.request("INVITE")
+    # Bob's own re-INVITE crosses the one relayed to him (RFC 3261 §14.2).
+    from_bob = call.b.build("INVITE", body=make_sdp(call.callee_rtp.port, direction="sendonly"))
+    bob.send(from_bob)
+    pending = await bob.response(from_bob.branch, "INVITE", final=True)
+    assert pending.status == 491
+    bob.send(bob.ack_for_error(from_bob, pending))
+    # Alice's goes through as usual.
+    bob.reply(relayed, 200, body=make_sdp(call.callee_rtp.port, direction="recvonly"))
+    await call.b.request("ACK")
+    assert (await alice.response(from_alice.branch, "INVITE", final=True)).status == 200
+    call.a.ack(from_alice.cseq)

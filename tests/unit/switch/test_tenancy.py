@@ -107,3 +107,9 @@ async def test_same_call_id_in_two_tenants_keeps_calls_apart(sw: Harness) -> Non
     acme_b.reply(await acme.b.request("BYE"), 200)
     assert (await sw.events.wait(CallEnded)).tenant == "acme"
     assert len(sw.events.of(DtmfReceived)) == 1
+
+
+async def test_register_for_an_unknown_domain_gets_404(sw: Harness) -> None:
+    ua = await sw.phone("acme", "1001", register=False)
+    request = ua.build("REGISTER", "sip:nowhere.test", to="<sip:1001@nowhere.test>")
+    assert (await ua.transact(request)).status == 404

@@ -13,7 +13,7 @@ from minicc.events import CallEnded, CallRinging, CallStarted
 from minicc.tenants.models import CallRecord, Disposition, HangupSide
 from tests.unit.switch.conftest import Harness, MakeSwitch
 from tests.unit.switch.flows import ringing_call
-from tests.unit.switch.ua import HOST, Talker, make_sdp, sdp_audio
+from tests.unit.switch.ua import HOST, Talker, UaDialog, make_sdp, sdp_audio
 
 # How far a record's duration may be from what the test measured.
 TOLERANCE = 0.5
@@ -172,4 +172,59 @@ async def test_ring_timeout_gives_408_and_cancels_the_callee(make_switch: MakeSw
     assert record.sip_cause == 408
     assert record.answer is None
     assert_duration(record, measured)
+    assert sw.b2bua.active_calls == 0
+
+
+async def test_callee_answer_crossing_the_cancel_is_acked_and_ended(sw: Harness) -> None:
+    alice = await sw.phone("acme", "1001")
+    bob = await sw.phone("acme", "1002")
+    out, inc, _ = await ringing_call(sw, alice, bob)
+    assert (await out.cancel()).status == 200
+    assert (await out.final()).status == 487
+    cancel = await bob.request("CANCEL", call_id=inc.call_id)
+    # Bob's phone had already answered when the CANCEL reached it.
+    inc.reply(200, body=make_sdp(41000))
+    bob.reply(cancel, 200, to_tag=inc.to_tag)
+    await inc.ack()
+    assert inc.dialog is not None
+    bye = await inc.dialog.request("BYE")
+    bob.reply(bye, 200)
+    record = (await sw.events.wait(CallEnded)).record
+    assert record.disposition is Disposition.CANCELLED
+
+
+async def test_caller_bye_on_the_early_dialog_ends_the_ringing_call(sw: Harness) -> None:
+    """RFC 3261 §15: the caller may BYE an early dialog; it works like CANCEL."""
+    alice = await sw.phone("acme", "1001")
+    bob = await sw.phone("acme", "1002")
+    out, inc, _ = await ringing_call(sw, alice, bob)
+    ringing = next(r for r in out.responses if r.status == 180)
+    early = UaDialog(
+        ua=alice,
+        call_id=out.call_id,
+        local=out.invite.header("From"),
+        remote=ringing.headers.get("To") or "",
+        remote_target=out.invite.uri,
+        cseq=out.invite.cseq,
+    )
+    assert (await early.bye()).status == 200
+    assert (await out.final()).status == 487
+    await inc.cancelled()
+    record = (await sw.events.wait(CallEnded)).record
+    assert record.disposition is Disposition.CANCELLED
+    assert record.hangup_side is HangupSide.CALLER
+    assert sw.b2bua.active_calls == 0
+
+
+async def test_callee_200_without_sdp_gives_502_and_bye(sw: Harness) -> None:
+    alice = await sw.phone("acme", "1001")
+    bob = await sw.phone("acme", "1002")
+    out, inc, _ = await ringing_call(sw, alice, bob)
+    inc.reply(200)  # no answer to the offer
+    assert (await out.final()).status == 502
+    await inc.ack()
+    assert inc.dialog is not None
+    bob.reply(await inc.dialog.request("BYE"), 200)
+    record = (await sw.events.wait(CallEnded)).record
+    assert (record.disposition, record.sip_cause) == (Disposition.FAILED, 502)
     assert sw.b2bua.active_calls == 0
