@@ -39,6 +39,9 @@ _trace = logging.getLogger("minicc.sip.trace")
 
 USER_AGENT = "minicc"
 
+# Binding port 0: how many kernel-picked UDP ports to try before one is free for TCP too.
+_PORT_ATTEMPTS = 20
+
 _AWAITING_FINAL = frozenset(
     {
         txm.InviteClientState.CALLING,
@@ -113,9 +116,7 @@ class Switch:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         s = self.settings
-        await loop.create_datagram_endpoint(lambda: self._udp, local_addr=(s.bind, s.sip_port))
-        udp_port = self._udp.local[1]
-        await self._tcp.listen(s.bind, udp_port)
+        udp_port = await self._listen_udp_and_tcp(s.bind, s.sip_port)
         ports = {Transport.UDP: udp_port, Transport.TCP: udp_port}
         if s.tls_port is not None and s.tls_cert and s.tls_key:
             ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -137,6 +138,31 @@ class Switch:
             flush=self._flush,
         )
         self._expiry_task = loop.create_task(self._expire_bindings())
+
+    async def _listen_udp_and_tcp(self, bind: str, port: int) -> int:
+        """Bind UDP and TCP on one port; returns it.
+
+        With port 0 the kernel picks a free UDP port, which may be taken for TCP: then another
+        one is tried (a few times) rather than failing a start-up, or a test, at random.
+        """
+        for _ in range(_PORT_ATTEMPTS - 1 if port == 0 else 0):
+            try:
+                return await self._bind_udp_and_tcp(bind, port)
+            except OSError as exc:
+                log.debug("UDP and TCP not both free on one port (%s), trying another", exc)
+        return await self._bind_udp_and_tcp(bind, port)
+
+    async def _bind_udp_and_tcp(self, bind: str, port: int) -> int:
+        loop = asyncio.get_running_loop()
+        await loop.create_datagram_endpoint(lambda: self._udp, local_addr=(bind, port))
+        udp_port = self._udp.local[1]
+        try:
+            await self._tcp.listen(bind, udp_port)
+        except OSError:
+            self._udp.close()
+            self._udp = UdpTransport(self.on_data)
+            raise
+        return udp_port
 
     @property
     def ports(self) -> dict[Transport, int]:
