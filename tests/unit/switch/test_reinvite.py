@@ -207,3 +207,34 @@ async def test_reinvite_glare_gets_491(sw: Harness) -> None:
     await call.b.request("ACK")
     assert (await alice.response(from_alice.branch, "INVITE", final=True)).status == 200
     call.a.ack(from_alice.cseq)
+
+
+async def test_rfc2543_hold_with_null_address(sw: Harness) -> None:
+    """c=0.0.0.0 (RFC 3264 §8.4): the far phone is told sendonly, at the relay's address."""
+    alice = await sw.phone("acme", "1001")
+    bob = await sw.phone("acme", "1002")
+    call = await answered_call(sw, alice, bob)
+    offer = make_sdp(call.caller_rtp.port, host="0.0.0.0")
+    request = call.a.build("INVITE", body=offer)
+    alice.send(request)
+    relayed = await call.b.request("INVITE")
+    assert relayed.body
+    assert sdp_audio(relayed.body) == call.callee_sends_to
+    assert sdp_direction(relayed.body) == "sendonly"
+    bob.reply(relayed, 200, body=make_sdp(call.callee_rtp.port, direction="recvonly"))
+    await call.b.request("ACK")
+    ok = await alice.response(request.branch, "INVITE", final=True)
+    assert ok.status == 200 and sdp_audio(ok.body) == call.caller_sends_to
+    call.a.ack(request.cseq)
+    # Resumed: media flows to Alice's real address again.
+    await reinvite(
+        call.a,
+        call.caller_rtp,
+        call.b,
+        call.callee_rtp,
+        "sendrecv",
+        expect_relay_to_receiver=call.callee_sends_to,
+        expect_relay_to_sender=call.caller_sends_to,
+    )
+    Talker(call.callee_rtp).send(call.callee_sends_to)
+    assert (await call.caller_rtp.recv())[1] == call.caller_sends_to
