@@ -447,7 +447,14 @@ class B2BUA:
         leg.final_status = status
         if leg.dialog is not None:
             self._dialogs.pop((leg.dialog.call_id, leg.dialog.local_tag), None)
-        if call.state is CallState.RINGING and all(f.final_status for f in call.forks):
+        if call.state is not CallState.RINGING:
+            return
+        if 600 <= status < 700:
+            # A global failure (603 Decline: the user rejected the call) ends the search;
+            # the other phones stop ringing (as a forking proxy does, RFC 3261 §16.7 step 5).
+            self._cancel_forks(call)
+            self._all_forks_failed(call)
+        elif all(f.final_status for f in call.forks):
             self._all_forks_failed(call)
 
     def _early_dialog(self, call: Call, leg: Leg, response: Response) -> None:
