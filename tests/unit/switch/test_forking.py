@@ -99,3 +99,50 @@ async def test_second_2xx_from_a_forking_proxy_beyond_the_contact(sw: Harness) -
     assert bye.to.tag == late_tag  # only the extra dialog is ended
     bob.reply(bye, 200)
     assert sw.b2bua.active_calls == 1
+
+
+async def test_busy_on_one_phone_lets_the_other_ring_on(sw: Harness) -> None:
+    alice = await sw.phone("acme", "1001")
+    desk = await sw.phone("acme", "1002", name="bob-desk")
+    mobile = await sw.phone("acme", "1002", name="bob-mobile")
+    out = await alice.call("sip:1002@acme.test", make_sdp(41000))
+    on_desk, on_mobile = await desk.incoming(), await mobile.incoming()
+    on_desk.ring()
+    on_mobile.ring()
+    await out.status(180)
+    on_desk.reply(486)
+    await on_desk.ack()
+    await on_mobile.answer(make_sdp(41002))
+    assert (await out.final()).status == 200
+    assert (await sw.events.wait(CallAnswered)).answered_by.startswith(
+        f"sip:1002@{HOST}:{mobile.port}"
+    )
+
+
+async def test_all_phones_busy_gives_486(sw: Harness) -> None:
+    alice = await sw.phone("acme", "1001")
+    desk = await sw.phone("acme", "1002", name="bob-desk")
+    mobile = await sw.phone("acme", "1002", name="bob-mobile")
+    out = await alice.call("sip:1002@acme.test", make_sdp(41000))
+    on_desk, on_mobile = await desk.incoming(), await mobile.incoming()
+    on_desk.reply(486)
+    on_mobile.reply(480)
+    assert (await out.final()).status == 486
+    record = (await sw.events.wait(CallEnded)).record
+    assert (record.disposition, record.sip_cause) == (Disposition.BUSY, 486)
+
+
+async def test_decline_on_one_phone_stops_the_others(sw: Harness) -> None:
+    alice = await sw.phone("acme", "1001")
+    desk = await sw.phone("acme", "1002", name="bob-desk")
+    mobile = await sw.phone("acme", "1002", name="bob-mobile")
+    out = await alice.call("sip:1002@acme.test", make_sdp(41000))
+    on_desk, on_mobile = await desk.incoming(), await mobile.incoming()
+    on_desk.ring()
+    on_mobile.ring()
+    await out.status(180)
+    on_desk.reply(603)  # Bob pressed "reject" on his desk phone
+    assert (await out.final()).status == 603
+    await on_mobile.cancelled()
+    record = (await sw.events.wait(CallEnded)).record
+    assert record.sip_cause == 603 and record.hangup_side is HangupSide.CALLEE
