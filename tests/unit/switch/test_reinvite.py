@@ -238,3 +238,27 @@ async def test_rfc2543_hold_with_null_address(sw: Harness) -> None:
     )
     Talker(call.callee_rtp).send(call.callee_sends_to)
     assert (await call.caller_rtp.recv())[1] == call.caller_sends_to
+
+
+async def test_reinvite_moving_the_media_port(sw: Harness) -> None:
+    alice = await sw.phone("acme", "1001")
+    bob = await sw.phone("acme", "1002")
+    call = await answered_call(sw, alice, bob)
+    new_rtp = await sw.rtp()
+    await reinvite(
+        call.a,
+        new_rtp,
+        call.b,
+        call.callee_rtp,
+        "sendrecv",
+        expect_relay_to_receiver=call.callee_sends_to,
+        expect_relay_to_sender=call.caller_sends_to,
+    )
+    b_talk = Talker(call.callee_rtp)
+    b_talk.send(call.callee_sends_to)
+    packet, source = await new_rtp.recv()
+    assert source == call.caller_sends_to
+    # And Alice's new socket is heard by Bob.
+    Talker(new_rtp).send(call.caller_sends_to)
+    await call.callee_rtp.recv()
+    assert not call.caller_rtp.received
