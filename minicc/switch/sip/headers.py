@@ -161,6 +161,20 @@ def wire_name(name: str) -> tuple[str, str] | None:
     return known
 
 
+# (canonical name, lookup key) by the name as code spells it ("Via", "cseq", "v"): one dict
+# lookup on the hot path instead of a call. Bounded like _WIRE_NAMES.
+_CODE_NAMES: dict[str, tuple[str, str]] = {}
+
+
+def _names(name: str) -> tuple[str, str]:
+    known = _CODE_NAMES.get(name)
+    if known is None:
+        if len(_CODE_NAMES) >= 4096:
+            _CODE_NAMES.clear()
+        known = _CODE_NAMES[name] = _name_and_key(name)
+    return known
+
+
 def canonical_name(name: str) -> str:
     """Expand a compact form and give a known header its usual spelling."""
     return _name_and_key(name)[0]
@@ -190,7 +204,7 @@ class Headers:
         self._keys: list[str] = []
         for name, value in items:
             _check_line(name, value)
-            canonical, key = _name_and_key(name)
+            canonical, key = _names(name)
             self._items.append((canonical, value))
             self._keys.append(key)
 
@@ -211,7 +225,7 @@ class Headers:
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
-        return _name_and_key(name)[1] in self._keys
+        return _names(name)[1] in self._keys
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Headers):
@@ -233,22 +247,28 @@ class Headers:
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of ``name``, or ``default``."""
-        key = _name_and_key(name)[1]
-        try:
-            return self._items[self._keys.index(key)][1]
-        except ValueError:
-            return default
+        key = _names(name)[1]
+        keys = self._keys
+        # Two scans in C beat one scan plus a caught ValueError when the header is absent.
+        if key in keys:
+            return self._items[keys.index(key)][1]
+        return default
 
     def get_all(self, name: str) -> list[str]:
         """Every line's value of ``name``, in order (not split on commas)."""
-        key = _name_and_key(name)[1]
-        if key not in self._keys:
+        key = _names(name)[1]
+        keys = self._keys
+        n = keys.count(key)
+        if n == 0:
             return []
-        return [v for k, (_, v) in zip(self._keys, self._items, strict=True) if k == key]
+        if n == 1:  # the usual case, without walking the lines in Python
+            return [self._items[keys.index(key)][1]]
+        items = self._items
+        return [items[i][1] for i, k in enumerate(keys) if k == key]
 
     def count(self, name: str) -> int:
         """How many lines of ``name`` there are (a list header may hold several values each)."""
-        return self._keys.count(_name_and_key(name)[1])
+        return self._keys.count(_names(name)[1])
 
     def get_list(self, name: str) -> list[str]:
         """All values of a list header, lines split on top-level commas (RFC 3261 §7.3.1).
@@ -258,25 +278,30 @@ class Headers:
         """
         values: list[str] = []
         for line in self.get_all(name):
+            if "," not in line:
+                line = line.strip()
+                if line:
+                    values.append(line)
+                continue
             values.extend(p.strip() for p in split_unquoted(line, ",") if p.strip())
         return values
 
     def add(self, name: str, value: str) -> None:
         _check_line(name, value)
-        canonical, key = _name_and_key(name)
+        canonical, key = _names(name)
         self._items.append((canonical, value))
         self._keys.append(key)
 
     def prepend(self, name: str, value: str) -> None:
         _check_line(name, value)
-        canonical, key = _name_and_key(name)
+        canonical, key = _names(name)
         self._items.insert(0, (canonical, value))
         self._keys.insert(0, key)
 
     def set(self, name: str, value: str) -> None:
         """Replace every line of ``name`` by one line, kept at the first one's position."""
         _check_line(name, value)
-        canonical, key = _name_and_key(name)
+        canonical, key = _names(name)
         try:
             first = self._keys.index(key)
         except ValueError:
@@ -288,7 +313,7 @@ class Headers:
         self._keys.insert(first, key)
 
     def remove(self, name: str) -> None:
-        key = _name_and_key(name)[1]
+        key = _names(name)[1]
         if key not in self._keys:
             return
         kept = [(k, item) for k, item in zip(self._keys, self._items, strict=True) if k != key]
@@ -297,7 +322,7 @@ class Headers:
 
     def pop_first_list_value(self, name: str) -> str | None:
         """Remove and return the first element of a list header (e.g. the top Via)."""
-        key = _name_and_key(name)[1]
+        key = _names(name)[1]
         for i, k in enumerate(self._keys):
             if k != key:
                 continue

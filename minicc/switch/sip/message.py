@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
 
+from minicc.switch.sip.cache import ParseCache
 from minicc.switch.sip.errors import SipParseError
 from minicc.switch.sip.headers import (
     CSeq,
@@ -65,7 +64,13 @@ REASONS: dict[int, str] = {
 }
 
 
-_T = TypeVar("_T")
+# Parsed values by header text, shared by all messages (see cache.py). Sized for a few
+# seconds of calls at several hundred calls per second: a response finds its request's
+# values, a dialog's later requests its From and To.
+VIA_CACHE: ParseCache[Via] = ParseCache(parse_via, 2048)
+NAME_ADDR_CACHE: ParseCache[NameAddr] = ParseCache(parse_name_addr, 2048)
+CSEQ_CACHE: ParseCache[CSeq] = ParseCache(parse_cseq, 1024)
+URI_CACHE: ParseCache[SipUri] = ParseCache(parse_uri, 1024)
 
 
 @dataclass(slots=True)
@@ -76,26 +81,14 @@ class Message:
     parser's ``validate_request`` / ``validate_response`` check the mandatory ones once so
     code past the transport can rely on them.
 
-    Parsed values are remembered per raw header text (so changing a header is seen at once)
-    and each call returns a fresh copy, so a caller may change what it gets without touching
-    the message or later reads: validation pays for the parse, the layers after it do not.
+    Parsed values are remembered per raw header text, across messages (so changing a header
+    is seen at once, and a response or a later request carrying the same text is not parsed
+    again), and each call returns a fresh copy, so a caller may change what it gets without
+    touching the message or later reads.
     """
 
     headers: Headers = field(default_factory=Headers)
     body: bytes = b""
-    _memo: dict[tuple[str, str], Any] = field(
-        default_factory=dict, init=False, repr=False, compare=False
-    )
-
-    def _parsed(self, kind: str, raw: str, parse: Callable[[str], _T]) -> _T:
-        memo = self._memo
-        key = (kind, raw)
-        found = memo.get(key)
-        if found is None:
-            if len(memo) >= 64:
-                memo.clear()  # headers rewritten many times: keep it small
-            found = memo[key] = parse(raw)
-        return cast(_T, found)
 
     @property
     def call_id(self) -> str:
@@ -109,11 +102,11 @@ class Message:
         value = self.headers.get("CSeq")
         if value is None:
             raise SipParseError("missing CSeq")
-        return self._parsed("cseq", value, parse_cseq)  # frozen: no copy needed
+        return CSEQ_CACHE(value)  # frozen: no copy needed
 
     @property
     def vias(self) -> list[Via]:
-        return [copy_via(self._parsed("via", v, parse_via)) for v in self.headers.get_list("Via")]
+        return [copy_via(VIA_CACHE(v)) for v in self.headers.get_list("Via")]
 
     @property
     def top_via(self) -> Via:
@@ -143,13 +136,13 @@ class Message:
             if not values:
                 raise SipParseError("missing Via")
             value = values[0]
-        return self._parsed("via", value, parse_via)
+        return VIA_CACHE(value)
 
     def _name_addr_shared(self, name: str) -> NameAddr:
         value = self.headers.get(name)
         if value is None:
             raise SipParseError(f"missing {name}")
-        return self._parsed("name-addr", value, parse_name_addr)
+        return NAME_ADDR_CACHE(value)
 
     @property
     def from_(self) -> NameAddr:
@@ -166,9 +159,7 @@ class Message:
     def contacts(self) -> list[NameAddr]:
         """Contact values; a ``Contact: *`` is reported by :attr:`contact_star` instead."""
         return [
-            copy_name_addr(self._parsed("name-addr", v, parse_name_addr))
-            for v in self.headers.get_list("Contact")
-            if v != "*"
+            copy_name_addr(NAME_ADDR_CACHE(v)) for v in self.headers.get_list("Contact") if v != "*"
         ]
 
     @property
@@ -247,7 +238,7 @@ class Request(Message):
     @property
     def request_uri(self) -> SipUri:
         """The Request-URI, parsed (the parser has already checked that it parses)."""
-        return copy_uri(self._parsed("uri", self.uri, parse_uri))
+        return copy_uri(URI_CACHE(self.uri))
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.uri} call-id={self.headers.get('Call-ID')!r}>"
@@ -274,6 +265,9 @@ class Response(Message):
         return f"<Response {self.status} {self.reason} call-id={self.headers.get('Call-ID')!r}>"
 
 
+_COPIED = frozenset({"via", "from", "to", "call-id", "cseq"})
+
+
 def make_response(
     request: Request,
     status: int,
@@ -289,21 +283,27 @@ def make_response(
     no tag yet (a 100 Trying never gets one, §8.2.6.2). A header the request lacks is left
     out, so a 400 to a request missing From or To (RFC 4475 §3.3.1) stays well-formed.
     """
-    headers = Headers()
-    for value in request.headers.get_all("Via"):
-        headers.add("Via", value)
-    from_value = request.headers.get("From")
-    if from_value is not None:
-        headers.add("From", from_value)
-    to_value = request.headers.get("To")
-    if to_value is not None:
-        if to_tag and status != 100 and not _has_tag(to_value):
-            to_value = f"{to_value};tag={to_tag}"
-        headers.add("To", to_value)
-    for name in ("Call-ID", "CSeq"):
-        copied = request.headers.get(name)
-        if copied is not None:
-            headers.add(name, copied)
+    # One pass over the request; its values were checked when they entered it, so they are
+    # copied without the checks Headers.add makes.
+    vias: list[tuple[str, str]] = []
+    others: dict[str, tuple[str, str]] = {}
+    for key, item in zip(request.headers._keys, request.headers._items, strict=True):
+        if key in _COPIED:
+            if key == "via":
+                vias.append(item)
+            elif key not in others:
+                others[key] = item
+    items = vias
+    keys = ["via"] * len(vias)
+    for key in ("from", "to", "call-id", "cseq"):
+        found = others.get(key)
+        if found is None:
+            continue
+        if key == "to" and to_tag and status != 100 and not _has_tag(found[1]):
+            found = ("To", _with_tag(found[1], to_tag))
+        items.append(found)
+        keys.append(key)
+    headers = Headers._from_parts(items, keys)
     if status == 100 and "Timestamp" in request.headers:
         headers.add("Timestamp", request.headers.get("Timestamp") or "")
     for name, value in extra or ():
@@ -316,9 +316,22 @@ def make_response(
     )
 
 
+def _with_tag(to_value: str, tag: str) -> str:
+    """``to_value`` with ``;tag=``; its parse is cached from the untagged one's, when known."""
+    tagged = f"{to_value};tag={tag}"
+    try:
+        untagged = NAME_ADDR_CACHE(to_value)
+    except SipParseError:
+        return tagged
+    NAME_ADDR_CACHE.seed(
+        tagged, NameAddr(untagged.uri, untagged.display, {**untagged.params, "tag": tag})
+    )
+    return tagged
+
+
 def _has_tag(value: str) -> bool:
     try:
-        return parse_name_addr(value).tag is not None
+        return NAME_ADDR_CACHE(value).tag is not None
     except SipParseError:
         # Unparseable To (we are answering 400 for it): a crude look is all there is.
         return ";tag=" in value.replace(" ", "").lower()

@@ -24,15 +24,16 @@ from __future__ import annotations
 import re
 
 from minicc.switch.sip.errors import SipKeepAlive, SipParseError
-from minicc.switch.sip.headers import (
-    _WIRE_NAMES,
-    Headers,
-    parse_name_addr,
-    parse_via,
-    wire_name,
+from minicc.switch.sip.headers import _WIRE_NAMES, Headers, wire_name
+from minicc.switch.sip.message import (
+    NAME_ADDR_CACHE,
+    URI_CACHE,
+    VIA_CACHE,
+    Request,
+    Response,
+    parse_delta_seconds,
 )
-from minicc.switch.sip.message import Request, Response, parse_delta_seconds
-from minicc.switch.sip.uri import is_digits, parse_uri, split_unquoted
+from minicc.switch.sip.uri import is_digits, split_unquoted
 
 MAX_MESSAGE_SIZE = 65_536
 """Largest message accepted, headers and body together (UDP cannot carry more)."""
@@ -246,8 +247,8 @@ def _read_request_line(line: str, headers: Headers) -> Request:
             request.version = version
             raise _request_error(f"unsupported version {version!r}", request, 505)
         try:
-            # Through the memo: Request.request_uri later costs a copy, not a parse.
-            uri = request._parsed("uri", uri_text, parse_uri)
+            # Through the cache: Request.request_uri later costs a copy, not a parse.
+            uri = URI_CACHE(uri_text)
         except SipParseError as exc:
             raise _request_error(f"bad Request-URI: {exc.reason}", request) from None
         if uri.headers is not None:
@@ -349,10 +350,10 @@ def validate_request(request: Request) -> None:
                 raise SipParseError("Contact: * only alone in a REGISTER (RFC 3261 §10.2.2)")
         else:
             for value in contacts:
-                request._parsed("name-addr", value, parse_name_addr)
+                NAME_ADDR_CACHE(value)
         for name in ("Route", "Record-Route"):
             for value in _strict_list(request.headers, name):
-                parse_name_addr(value)
+                NAME_ADDR_CACHE(value)
         expires = request.headers.get("Expires")
         if expires is not None:
             parse_delta_seconds(expires, what="Expires")
@@ -379,15 +380,15 @@ def _check_common(message: Request | Response) -> None:
     if not vias:
         raise SipParseError("missing Via")
     for value in vias:
-        message._parsed("via", value, parse_via)
+        VIA_CACHE(value)
     for name in _SINGLE_VALUED:
         count = message.headers.count(name)
         if count != 1:
             # RFC 4475 §3.3.8: several of a single-valued header is as bad as none.
             raise SipParseError(f"{'missing' if count == 0 else 'several'} {name}")
-    # Through the message's memo, so the layers after us read these without parsing again.
+    # Through the parse cache, so the layers after us read these without parsing again.
     for name in ("From", "To"):
-        message._parsed("name-addr", message.headers.get(name) or "", parse_name_addr)
+        NAME_ADDR_CACHE(message.headers.get(name) or "")
     call_id = message.call_id
     if _CALLID_RE.fullmatch(call_id) is None:
         raise SipParseError(f"bad Call-ID {call_id[:40]!r}")
