@@ -1,0 +1,364 @@
+"""CPU per call of the switch's signaling path, in-process: ``python benchmarks/bench_callflow.py``.
+
+A real :class:`~minicc.switch.switch.Switch` (media relay off, as in the signaling-only load
+test) gets the datagrams of whole calls from two scripted phones: the caller sends INVITE,
+answers the 401 with digest credentials, ACKs the 200 and later sends BYE; the registered
+callee answers 180 + 200 and the BYE. What the switch sends is captured instead of leaving
+through its socket. Only the switch's own work is timed (``on_data`` and the loop turns that
+run its call-setup task); building and reading the phones' messages is not.
+
+The calls are set up all first and hung up afterwards, so that the switch holds ``--calls``
+dialogs and their transactions at once, as under load. Prints CPU microseconds per call for
+each phase and in total, and how much of it the garbage collector took.
+
+    PYTHONPATH=. python benchmarks/bench_callflow.py [--calls 2000] [--rounds 3] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import gc
+import hashlib
+import pstats
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from minicc.bus import EventBus
+from minicc.switch.sip.auth import DigestAlgorithm, compute_ha1
+from minicc.switch.sip.peer import Peer, Transport
+from minicc.switch.switch import Switch, SwitchSettings
+from minicc.switch.transport import UdpTransport
+from minicc.tenants.directory import TenantDirectory
+from minicc.tenants.models import Extension, Tenant
+
+HOST = "127.0.0.1"
+DOMAIN = "bench.test"
+CALLER, CALLEE = "2001", "2002"
+PASSWORDS = {CALLER: "pw-2001", CALLEE: "pw-2002"}
+CALLER_PEER = Peer(Transport.UDP, HOST, 5071)
+CALLEE_PEER = Peer(Transport.UDP, HOST, 5072)
+SDP = (
+    b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+    b"m=audio 6000 RTP/AVP 8 0 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:0 PCMU/8000\r\n"
+    b"a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=sendrecv\r\n"
+)
+
+_HEADER_RE = re.compile(rb"^([A-Za-z-]+):[ \t]*(.*?)\r$", re.M)
+_PARAM_RE = re.compile(r'(\w+)="?([^",]*)"?')
+
+
+def _headers(data: bytes) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for name, value in _HEADER_RE.findall(data.split(b"\r\n\r\n", 1)[0] + b"\r\n"):
+        found.setdefault(name.decode().lower(), []).append(value.decode())
+    return found
+
+
+def _first_line(data: bytes) -> str:
+    return data.split(b"\r\n", 1)[0].decode()
+
+
+def _md5(text: str) -> str:
+    return hashlib.md5(text.encode()).hexdigest()
+
+
+@dataclass(slots=True)
+class CallScript:
+    """What the two phones remember of one call."""
+
+    n: int
+    call_id: str
+    from_tag: str
+    callee_headers: dict[str, list[str]] = field(default_factory=dict)
+    callee_tag: str = ""
+    to_header: str = ""
+    contact: str = ""
+
+
+class Capture(UdpTransport):
+    """The switch's UDP transport, with what it sends kept instead of sent."""
+
+    def __init__(self, switch: Switch) -> None:
+        super().__init__(switch.on_data)
+        self.sent: list[tuple[bytes, Peer]] = []
+
+    def send(self, data: bytes, peer: Peer) -> None:
+        self.sent.append((data, peer))
+
+    def take(self) -> list[tuple[bytes, Peer]]:
+        sent, self.sent = self.sent, []
+        return sent
+
+
+class Bench:
+    def __init__(self, calls: int) -> None:
+        self.calls = calls
+        self.busy = 0.0  # process time spent in the switch
+        directory = TenantDirectory({HOST})
+        tenant = Tenant(id=1, name="bench", domain=DOMAIN, created_at=datetime.now(UTC))
+        extensions = {
+            ext: Extension(
+                extension=ext,
+                realm=DOMAIN,
+                ha1_md5=compute_ha1(ext, DOMAIN, pw, DigestAlgorithm.MD5),
+                ha1_sha256=compute_ha1(ext, DOMAIN, pw, DigestAlgorithm.SHA256),
+            )
+            for ext, pw in PASSWORDS.items()
+        }
+        directory.replace([(tenant, extensions)], default_tenant="bench")
+        settings = SwitchSettings(
+            bind=HOST, advertised_host=HOST, sip_port=0, media_relay=False, ring_timeout=60.0
+        )
+        self.switch = Switch(settings, directory, EventBus())
+        self.capture = Capture(self.switch)
+        self.switch._udp = self.capture  # before start(): the switch binds this protocol
+        self.ha1 = {
+            ext: compute_ha1(ext, DOMAIN, pw, DigestAlgorithm.MD5) for ext, pw in PASSWORDS.items()
+        }
+
+    # --- driving the switch -------------------------------------------------------------
+
+    async def feed(self, data: bytes, peer: Peer) -> list[tuple[bytes, Peer]]:
+        """Hand one datagram to the switch, let its tasks run, return what it sent."""
+        start = time.process_time()
+        self.switch.on_data(data, peer)
+        await asyncio.sleep(0)  # the B2BUA sets calls up in a task
+        self.busy += time.process_time() - start
+        return self.capture.take()
+
+    # --- the phones ----------------------------------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        uri: str,
+        *,
+        via_port: int,
+        branch: str,
+        lines: list[str],
+        body: bytes = b"",
+    ) -> bytes:
+        head = [
+            f"{method} {uri} SIP/2.0",
+            f"Via: SIP/2.0/UDP {HOST}:{via_port};branch={branch};rport",
+            "Max-Forwards: 70",
+            *lines,
+            "User-Agent: minicc-bench",
+        ]
+        if body:
+            head.append("Content-Type: application/sdp")
+        head.append(f"Content-Length: {len(body)}")
+        return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+    def _response(
+        self, request: bytes, status: str, *, to_tag: str, contact: bool, body: bytes = b""
+    ) -> bytes:
+        h = _headers(request)
+        lines = [f"SIP/2.0 {status}"]
+        lines += [f"Via: {v}" for v in h["via"]]
+        to = h["to"][0]
+        if ";tag=" not in to:
+            to += f";tag={to_tag}"
+        lines += [f"From: {h['from'][0]}", f"To: {to}", f"Call-ID: {h['call-id'][0]}"]
+        lines.append(f"CSeq: {h['cseq'][0]}")
+        if contact:
+            lines.append(f"Contact: <sip:{CALLEE}@{HOST}:{CALLEE_PEER.port}>")
+        if body:
+            lines.append("Content-Type: application/sdp")
+        lines.append(f"Content-Length: {len(body)}")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+    def _authorization(self, challenge: str, uri: str, method: str, user: str) -> str:
+        params = dict(_PARAM_RE.findall(challenge))
+        nonce, realm = params["nonce"], params["realm"]
+        ha2 = _md5(f"{method}:{uri}")
+        cnonce, nc = "0a4f113b", "00000001"
+        response = _md5(f"{self.ha1[user]}:{nonce}:{nc}:{cnonce}:auth:{ha2}")
+        return (
+            f'Digest username="{user}", realm="{realm}", nonce="{nonce}", uri="{uri}", '
+            f'response="{response}", algorithm=MD5, qop=auth, nc={nc}, cnonce="{cnonce}"'
+        )
+
+    async def register_callee(self) -> None:
+        uri = f"sip:{DOMAIN}"
+        common = [
+            f"From: <sip:{CALLEE}@{DOMAIN}>;tag=reg",
+            f"To: <sip:{CALLEE}@{DOMAIN}>",
+            "Call-ID: register-bench",
+            f"Contact: <sip:{CALLEE}@{HOST}:{CALLEE_PEER.port}>",
+            "Expires: 3600",
+        ]
+        first = self._request(
+            "REGISTER", uri, via_port=CALLEE_PEER.port, branch="z9hG4bKreg1",
+            lines=[*common, "CSeq: 1 REGISTER"],
+        )  # fmt: skip
+        sent = await self.feed(first, CALLEE_PEER)
+        challenge = self._challenge(sent)
+        auth = self._authorization(challenge, uri, "REGISTER", CALLEE)
+        second = self._request(
+            "REGISTER", uri, via_port=CALLEE_PEER.port, branch="z9hG4bKreg2",
+            lines=[*common, "CSeq: 2 REGISTER", f"Authorization: {auth}"],
+        )  # fmt: skip
+        sent = await self.feed(second, CALLEE_PEER)
+        if not any(_first_line(d).startswith("SIP/2.0 200") for d, _ in sent):
+            raise RuntimeError(f"REGISTER failed: {[_first_line(d) for d, _ in sent]}")
+
+    @staticmethod
+    def _challenge(sent: list[tuple[bytes, Peer]]) -> str:
+        for data, _ in sent:
+            if _first_line(data).startswith("SIP/2.0 401"):
+                for value in _headers(data).get("www-authenticate", []):
+                    if "algorithm=MD5" in value:
+                        return value
+        raise RuntimeError(f"no MD5 challenge in {[_first_line(d) for d, _ in sent]}")
+
+    async def set_up(self, call: CallScript) -> None:
+        uri = f"sip:{CALLEE}@{DOMAIN}"
+        common = [
+            f"From: <sip:{CALLER}@{DOMAIN}>;tag={call.from_tag}",
+            f"To: <sip:{CALLEE}@{DOMAIN}>",
+            f"Call-ID: {call.call_id}",
+            f"Contact: <sip:{CALLER}@{HOST}:{CALLER_PEER.port}>",
+        ]
+        port = CALLER_PEER.port
+        b1, b2 = f"z9hG4bKi1-{call.n}", f"z9hG4bKi2-{call.n}"
+        invite = self._request(
+            "INVITE", uri, via_port=port, branch=b1, lines=[*common, "CSeq: 1 INVITE"], body=SDP
+        )
+        sent = await self.feed(invite, CALLER_PEER)
+        challenge = self._challenge(sent)
+        to_401 = next(_headers(d)["to"][0] for d, _ in sent if b" 401 " in d[:20])
+        ack = self._request(
+            "ACK", uri, via_port=port, branch=b1,
+            lines=[common[0], f"To: {to_401}", common[2], "CSeq: 1 ACK"],
+        )  # fmt: skip
+        await self.feed(ack, CALLER_PEER)
+        auth = self._authorization(challenge, uri, "INVITE", CALLER)
+        invite = self._request(
+            "INVITE", uri, via_port=port, branch=b2,
+            lines=[*common, "CSeq: 2 INVITE", f"Authorization: {auth}"], body=SDP,
+        )  # fmt: skip
+        sent = await self.feed(invite, CALLER_PEER)
+        outbound = [d for d, p in sent if p.port == CALLEE_PEER.port and d.startswith(b"INVITE")]
+        if not outbound:
+            raise RuntimeError(f"call {call.n}: no INVITE to the callee: {sent}")
+        callee_invite = outbound[0]
+        call.callee_tag = f"callee{call.n}"
+        await self.feed(
+            self._response(callee_invite, "180 Ringing", to_tag=call.callee_tag, contact=True),
+            CALLEE_PEER,
+        )
+        sent = await self.feed(
+            self._response(callee_invite, "200 OK", to_tag=call.callee_tag, contact=True, body=SDP),
+            CALLEE_PEER,
+        )
+        ok = next((d for d, p in sent if p == CALLER_PEER and d.startswith(b"SIP/2.0 200")), None)
+        if ok is None:
+            raise RuntimeError(f"call {call.n}: no 200 to the caller: {sent}")
+        h = _headers(ok)
+        call.to_header = h["to"][0]
+        call.contact = h["contact"][0].strip("<>")
+        call.callee_headers = _headers(callee_invite)
+        ack = self._request(
+            "ACK", call.contact, via_port=port, branch=f"z9hG4bKa-{call.n}",
+            lines=[common[0], f"To: {call.to_header}", common[2], "CSeq: 2 ACK"],
+        )  # fmt: skip
+        await self.feed(ack, CALLER_PEER)
+
+    async def hang_up(self, call: CallScript) -> None:
+        bye = self._request(
+            "BYE", call.contact, via_port=CALLER_PEER.port, branch=f"z9hG4bKb-{call.n}",
+            lines=[
+                f"From: <sip:{CALLER}@{DOMAIN}>;tag={call.from_tag}",
+                f"To: {call.to_header}",
+                f"Call-ID: {call.call_id}",
+                "CSeq: 10 BYE",
+            ],
+        )  # fmt: skip
+        sent = await self.feed(bye, CALLER_PEER)
+        byes = [d for d, p in sent if p == CALLEE_PEER and d.startswith(b"BYE")]
+        if not byes:
+            raise RuntimeError(f"call {call.n}: no BYE to the callee: {sent}")
+        await self.feed(self._response(byes[0], "200 OK", to_tag="", contact=False), CALLEE_PEER)
+
+    async def run(self) -> dict[str, float]:
+        await self.switch.start()
+        try:
+            await self.register_callee()
+            scripts = [
+                CallScript(n=i, call_id=f"bench-{i}@{HOST}", from_tag=f"caller{i}")
+                for i in range(self.calls)
+            ]
+            result: dict[str, float] = {}
+            for label, step in (("set-up", self.set_up), ("hang-up", self.hang_up)):
+                self.busy = 0.0
+                for call in scripts:
+                    await step(call)
+                result[label] = self.busy / self.calls * 1e6
+            assert self.switch.b2bua is not None
+            if self.switch.b2bua.active_calls != 0:
+                raise RuntimeError(f"{self.switch.b2bua.active_calls} calls left up")
+            return result
+        finally:
+            self.capture.take()
+            await self.switch.stop(grace=0.0)
+
+
+class GcClock:
+    """Time spent in the cyclic garbage collector while installed."""
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self._start = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.total += time.perf_counter() - self._start
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--profile", action="store_true", help="cProfile one round, top 40")
+    args = parser.parse_args(argv)
+    if args.profile:
+        profile = cProfile.Profile()
+        profile.enable()
+        asyncio.run(Bench(args.calls).run())
+        profile.disable()
+        pstats.Stats(profile, stream=sys.stdout).sort_stats("tottime").print_stats(40)
+        return 0
+    best: dict[str, float] = {}
+    gc_share: list[float] = []
+    for _ in range(args.rounds):
+        gc.collect()
+        clock = GcClock()
+        gc.callbacks.append(clock)
+        cpu = time.process_time()
+        result = asyncio.run(Bench(args.calls).run())
+        cpu = time.process_time() - cpu
+        gc.callbacks.remove(clock)
+        gc_share.append(clock.total / cpu)
+        for label, value in result.items():
+            best[label] = min(value, best.get(label, value))
+    sys.stdout.write(
+        f"{args.calls} calls through the switch (relay off), CPU us per call, best of"
+        f" {args.rounds}:\n"
+    )
+    for label, value in best.items():
+        sys.stdout.write(f"  {label:<10} {value:8.0f}\n")
+    sys.stdout.write(f"  {'whole call':<10} {sum(best.values()):8.0f}\n")
+    sys.stdout.write(f"  garbage collection: {min(gc_share) * 100:.0f}% of the process's CPU\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
