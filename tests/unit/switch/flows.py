@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tests.unit.switch.conftest import Harness
+from tests.unit.switch.harness import Harness
 from tests.unit.switch.ua import (
     Address,
     IncomingCall,

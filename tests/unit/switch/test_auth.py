@@ -9,7 +9,7 @@ import pytest
 from minicc.events import AuthFailed, CallStarted
 from minicc.switch.sip.auth import DigestAlgorithm
 from minicc.switch.sip.message import Response
-from tests.unit.switch.conftest import Harness
+from tests.unit.switch.harness import Harness
 from tests.unit.switch.ua import Account, SipUA, make_sdp, new_tag, parse_challenge
 
 

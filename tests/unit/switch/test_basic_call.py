@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from minicc.events import CallAnswered, CallEnded, CallRinging, CallStarted
 from minicc.tenants.models import Disposition, HangupSide
-from tests.unit.switch.conftest import Harness
 from tests.unit.switch.flows import answered_call
+from tests.unit.switch.harness import Harness
 from tests.unit.switch.ua import HOST, Talker, make_sdp, sdp_audio
 
 

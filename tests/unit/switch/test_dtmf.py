@@ -6,8 +6,8 @@ import secrets
 
 from minicc.events import DtmfReceived
 from minicc.switch.media.dtmf import build_dtmf_rtp
-from tests.unit.switch.conftest import Harness
 from tests.unit.switch.flows import answered_call
+from tests.unit.switch.harness import Harness
 
 
 async def test_rfc4733_digits_become_one_event_each(sw: Harness) -> None:

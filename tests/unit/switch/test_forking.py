@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from minicc.events import CallAnswered, CallEnded
 from minicc.tenants.models import Disposition, HangupSide
-from tests.unit.switch.conftest import Harness
+from tests.unit.switch.harness import Harness
 from tests.unit.switch.ua import HOST, make_sdp, new_tag
 
 

@@ -6,8 +6,8 @@ import itertools
 
 from minicc.events import CallEnded
 from minicc.tenants.models import Disposition
-from tests.unit.switch.conftest import Harness
 from tests.unit.switch.flows import Connected, answered_call
+from tests.unit.switch.harness import Harness
 from tests.unit.switch.ua import (
     HOST,
     Address,
@@ -256,7 +256,7 @@ async def test_reinvite_moving_the_media_port(sw: Harness) -> None:
     )
     b_talk = Talker(call.callee_rtp)
     b_talk.send(call.callee_sends_to)
-    packet, source = await new_rtp.recv()
+    _, source = await new_rtp.recv()
     assert source == call.caller_sends_to
     # And Alice's new socket is heard by Bob.
     Talker(new_rtp).send(call.caller_sends_to)

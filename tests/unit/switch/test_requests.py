@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 
 from minicc.events import CallEnded, CallStarted
-from tests.unit.switch.conftest import Harness
 from tests.unit.switch.flows import answered_call
+from tests.unit.switch.harness import Harness
 from tests.unit.switch.ua import HOST, make_sdp, new_branch, new_tag
 
 

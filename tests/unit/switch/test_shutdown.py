@@ -6,8 +6,8 @@ import asyncio
 
 from minicc.events import CallEnded
 from minicc.tenants.models import Disposition, HangupSide
-from tests.unit.switch.conftest import Harness
 from tests.unit.switch.flows import answered_call, ringing_call
+from tests.unit.switch.harness import Harness
 
 
 async def test_stop_sends_bye_to_both_parties_and_returns_once_answered(sw: Harness) -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from minicc.switch.sip.peer import Transport
 from minicc.switch.transport import StreamTransport
-from tests.unit.switch.conftest import MakeSwitch
+from tests.unit.switch.harness import MakeSwitch
 from tests.unit.switch.ua import HOST
 
 

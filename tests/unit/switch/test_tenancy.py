@@ -6,8 +6,8 @@ import secrets
 
 from minicc.events import AuthFailed, CallEnded, CallStarted, DtmfReceived
 from minicc.switch.media.dtmf import build_dtmf_rtp
-from tests.unit.switch.conftest import Harness
 from tests.unit.switch.flows import answered_call
+from tests.unit.switch.harness import Harness
 from tests.unit.switch.ua import HOST, make_sdp, new_tag
 
 

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 
 from minicc.events import CallEnded, CallRinging, CallStarted
 from minicc.tenants.models import CallRecord, Disposition, HangupSide
-from tests.unit.switch.conftest import Harness, MakeSwitch
 from tests.unit.switch.flows import ringing_call
+from tests.unit.switch.harness import Harness, MakeSwitch
 from tests.unit.switch.ua import HOST, Talker, UaDialog, make_sdp, sdp_audio
 
 # How far a record's duration may be from what the test measured.

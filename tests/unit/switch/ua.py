@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from minicc.switch.media.rtp import RtpHeader, RtpPacket
-from minicc.switch.sip.auth import DigestAlgorithm, digest_response
+from minicc.switch.sip.auth import DigestAlgorithm, compute_ha1, digest_response
 from minicc.switch.sip.errors import SipError
 from minicc.switch.sip.message import Request, Response
 from minicc.switch.sip.parser import StreamFramer, parse_message
@@ -412,7 +412,9 @@ class SipUA:
         headers.extend(extra)
         return OutRequest(method=method, uri=uri, headers=headers, body=body)
 
-    def authorize(self, request: OutRequest, challenge: Response, *, password: str | None = None):
+    def authorize(
+        self, request: OutRequest, challenge: Response, *, password: str | None = None
+    ) -> OutRequest:
         """The same request, with a new branch and CSeq, answering ``challenge``."""
         name = "WWW-Authenticate" if challenge.status == 401 else "Proxy-Authenticate"
         offers = [parse_challenge(v) for v in challenge.headers.get_all(name)]
@@ -431,8 +433,6 @@ class SipUA:
         username: str | None = None,
         nc: int = 1,
     ) -> OutRequest:
-        from minicc.switch.sip.auth import compute_ha1
-
         algorithm = DigestAlgorithm(params.get("algorithm", "MD5"))
         user = username or self.account.user
         realm = params["realm"]
