@@ -372,6 +372,8 @@ class B2BUA:
             self._flush()
 
     async def _setup_media_and_ring(self, call: Call, targets: list[tuple[str, Peer]]) -> None:
+        if call.state is CallState.ENDED:  # cancelled before this task got to run
+            return
         if self._media is None:  # media relay off: SDP passes through, phones talk directly
             call.state = CallState.RINGING
             self._ring(call, targets, call.offer)
