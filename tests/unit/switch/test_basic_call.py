@@ -5,7 +5,7 @@ from __future__ import annotations
 from minicc.events import CallAnswered, CallEnded, CallRinging, CallStarted
 from minicc.tenants.models import Disposition, HangupSide
 from tests.unit.switch.flows import answered_call
-from tests.unit.switch.harness import Harness
+from tests.unit.switch.harness import Harness, MakeSwitch
 from tests.unit.switch.ua import HOST, Talker, make_sdp, sdp_audio
 
 
@@ -147,3 +147,19 @@ async def test_the_2xx_contact_is_the_target_for_later_requests(sw: Harness) -> 
     bye = await bob.request("BYE", call_id=inc.call_id)
     assert bye.uri == moved.strip("<>")
     bob.reply(bye, 200)
+
+
+async def test_without_the_relay_sdp_passes_through(make_switch: MakeSwitch) -> None:
+    sw = await make_switch(media_relay=False)
+    alice = await sw.phone("acme", "1001")
+    bob = await sw.phone("acme", "1002")
+    out = await alice.call("sip:1002@acme.test", make_sdp(40000))
+    inc = await bob.incoming()
+    assert inc.invite.body and sdp_audio(inc.invite.body) == (HOST, 40000)
+    await inc.answer(make_sdp(40002))
+    ok = await out.final()
+    assert ok.status == 200 and sdp_audio(ok.body) == (HOST, 40002)
+    assert out.dialog is not None
+    assert (await out.dialog.bye()).status == 200
+    record = (await sw.events.wait(CallEnded)).record
+    assert record.disposition is Disposition.ANSWERED
