@@ -9,11 +9,14 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
+import pytest
+
 from minicc.events import CallEnded, CallRinging, CallStarted
+from minicc.switch.sip.peer import Peer, Transport
 from minicc.tenants.models import CallRecord, Disposition, HangupSide
 from tests.unit.switch.flows import ringing_call
 from tests.unit.switch.harness import Harness, MakeSwitch
-from tests.unit.switch.ua import HOST, Talker, UaDialog, make_sdp, sdp_audio
+from tests.unit.switch.ua import HOST, OutgoingCall, Talker, UaDialog, make_sdp, sdp_audio
 
 # How far a record's duration may be from what the test measured.
 TOLERANCE = 0.5
@@ -228,3 +231,28 @@ async def test_callee_200_without_sdp_gives_502_and_bye(sw: Harness) -> None:
     record = (await sw.events.wait(CallEnded)).record
     assert (record.disposition, record.sip_cause) == (Disposition.FAILED, 502)
     assert sw.b2bua.active_calls == 0
+
+
+@pytest.mark.parametrize("relay", [True, False])
+async def test_cancel_before_the_callee_is_invited(make_switch: MakeSwitch, relay: bool) -> None:
+    """INVITE and CANCEL handled in one go, before the call's set-up task runs."""
+    sw = await make_switch(media_relay=relay)
+    alice = await sw.phone("acme", "1001")
+    bob = await sw.phone("acme", "1002")
+    first = await alice.call("sip:1002@acme.test", make_sdp(40000), auth=False)
+    assert first.final_response is not None and first.final_response.status == 401
+    invite = alice.authorize(first.invite, first.final_response)
+    cancelling = OutgoingCall(alice, invite)
+    source = Peer(Transport.UDP, HOST, alice.port)
+    sw.switch.on_data(invite.to_bytes(), source)
+    sw.switch.on_data(cancelling.cancel_request().to_bytes(), source)
+
+    assert (await cancelling.final()).status == 487
+    record = (await sw.events.wait(CallEnded)).record
+    assert record.disposition is Disposition.CANCELLED
+    # A round trip through the switch after its set-up task has had every chance to run.
+    options = alice.build("OPTIONS", f"sip:{HOST}", to=f"<sip:{HOST}>")
+    await asyncio.sleep(0)
+    assert (await alice.transact(options)).status == 200
+    assert not bob.requests_seen("INVITE")
+    assert sw.switch.media is None or not sw.switch.media.sessions
