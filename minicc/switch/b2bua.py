@@ -725,7 +725,8 @@ class B2BUA:
             return
         codec = sdplib.negotiate(call.offer).first_codec or "PCMU"
         day = call.started.strftime("%Y-%m-%d")
-        rel = Path(call.tenant.name) / day / f"{_safe(call.call_id)}.wav"
+        # Named by minicc's own call key: Call-IDs come from phones and may repeat.
+        rel = Path(call.tenant.name) / day / f"{_safe(call.key)}.wav"
         path = self._recordings_dir / rel
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

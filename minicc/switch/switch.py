@@ -23,9 +23,9 @@ from minicc.switch.media.relay import MediaEngine
 from minicc.switch.registrar import Binding, Registrar
 from minicc.switch.sip import transaction as txm
 from minicc.switch.sip.auth import DigestServer, algorithms_for_client
-from minicc.switch.sip.errors import SipError, SipParseError
+from minicc.switch.sip.errors import SipError, SipKeepAlive, SipParseError
 from minicc.switch.sip.message import Request, make_response
-from minicc.switch.sip.parser import parse_message, validate_request
+from minicc.switch.sip.parser import parse_message, validate_request, validate_response
 from minicc.switch.sip.peer import Peer, Transport
 from minicc.switch.sip.txlayer import response_destination, stamp_via
 from minicc.switch.sip.uri import parse_uri
@@ -210,6 +210,10 @@ class Switch:
             message = parse_message(data)
             if isinstance(message, Request):
                 validate_request(message)
+            else:
+                validate_response(message)
+        except SipKeepAlive:
+            return
         except SipParseError as exc:
             self.stats["malformed"] += 1
             self._reject_malformed(exc, peer)
@@ -299,6 +303,8 @@ class Switch:
     def _on_request(self, request: Request, source: Peer, key: object) -> None:
         assert self.b2bua is not None
         method = request.method
+        if self._refuse_unsupported(request):
+            return
         if request.to.tag:
             if not self.b2bua.handle_in_dialog(request, source, key):
                 self._reply(request, 481)
@@ -330,6 +336,24 @@ class Switch:
         if caller is None:
             return
         self.b2bua.handle_invite(request, source, key, tenant, caller)
+
+    def _refuse_unsupported(self, request: Request) -> bool:
+        """RFC 3261 §8.2.2 and §8.2.3: refuse what we cannot honour before acting on it."""
+        scheme = request.uri.partition(":")[0].lower()
+        if scheme not in ("sip", "sips"):
+            self._reply(request, 416)
+            return True
+        if request.method not in ("ACK", "CANCEL"):
+            required = request.headers.get_list("Require")
+            if required:  # minicc implements no option tags
+                self._reply(request, 420, extra=[("Unsupported", ", ".join(required))])
+                return True
+        if request.method == "INVITE" and request.body:
+            ctype = request.content_type
+            if ctype is not None and ctype != "application/sdp":
+                self._reply(request, 415, extra=[("Accept", "application/sdp")])
+                return True
+        return False
 
     def _tenant_for(self, request: Request) -> TenantEntry | None:
         try:

@@ -25,6 +25,7 @@ Receiver = Callable[[bytes, Peer], None]
 # dropped before we get to read it.
 _UDP_RCVBUF = 4 * 1024 * 1024
 _IDLE_TCP_TIMEOUT = 3600.0
+_MAX_UNSENT = 1024 * 1024
 
 
 class UdpTransport(asyncio.DatagramProtocol):
@@ -114,8 +115,15 @@ class _StreamConnection(asyncio.Protocol):
                 del self._owner.connections[key]
 
     def write(self, data: bytes) -> None:
-        if self._transport is not None and not self._transport.is_closing():
-            self._transport.write(data)
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        if transport.get_write_buffer_size() > _MAX_UNSENT:
+            # A peer that stops reading must not make us buffer without bound.
+            log.info("closing %s: %d bytes unsent", self.peer, transport.get_write_buffer_size())
+            transport.abort()
+            return
+        transport.write(data)
 
     def close(self) -> None:
         if self._transport is not None:

@@ -36,13 +36,14 @@ class Disposition(Enum):
             status: the final status code (2xx-6xx) the caller saw.
 
         Returns:
-            ANSWERED for 2xx; BUSY for 486 and 600 (RFC 3261 §21.4.24, §21.6.1);
+            ANSWERED for 2xx; BUSY for 486, 600 and 603 (RFC 3261 §21.4.24, §21.6.1,
+            §21.6.2: the callee was there and would not take the call);
             NO_ANSWER for 408 and 480 (§21.4.9, §21.4.18, what a ring timeout produces);
             CANCELLED for 487 (§21.4.26, the caller sent CANCEL); FAILED otherwise.
         """
         if 200 <= status < 300:
             return cls.ANSWERED
-        if status in (486, 600):
+        if status in (486, 600, 603):
             return cls.BUSY
         if status in (408, 480):
             return cls.NO_ANSWER
