@@ -156,3 +156,40 @@ async def test_register_and_calls_over_tcp(sw: Harness) -> None:
     bob.reply(await call.a.request("BYE"), 200)
     await sw.events.wait(CallEnded)
     assert not carol.tcp_closed.done()
+
+
+async def test_unsupported_scheme_extension_and_body_are_refused(sw: Harness) -> None:
+    """RFC 3261 §8.2.2-8.2.3: 416, 420 with Unsupported, 415 with Accept."""
+    ua = await sw.phone("acme", "1001", register=False)
+    tel = ua.build("OPTIONS", "tel:+15551234", to="<tel:+15551234>")
+    assert (await ua.transact(tel, auth=False)).status == 416
+
+    required = ua.build(
+        "OPTIONS",
+        f"sip:{HOST}:{sw.addr[1]}",
+        to=f"<sip:{HOST}>",
+        extra=[("Require", "100rel, foo")],
+    )
+    refused = await ua.transact(required, auth=False)
+    assert refused.status == 420
+    assert refused.headers.get("Unsupported") == "100rel, foo"
+
+    xml = ua.build(
+        "INVITE",
+        "sip:1002@acme.test",
+        to="<sip:1002@acme.test>",
+        body=b"<xml/>",
+        content_type="application/xml",
+    )
+    wrong_type = await ua.transact(xml, auth=False)
+    assert wrong_type.status == 415
+    assert wrong_type.headers.get("Accept") == "application/sdp"
+
+
+async def test_crlf_keepalive_is_not_counted_as_malformed(sw: Harness) -> None:
+    ua = await sw.phone("acme", "1001", register=False)
+    before = sw.switch.stats["malformed"]
+    ua.send_bytes(b"\r\n\r\n")
+    options = ua.build("OPTIONS", f"sip:{HOST}:{sw.addr[1]}", to=f"<sip:{HOST}>")
+    assert (await ua.transact(options, auth=False)).status == 200
+    assert sw.switch.stats["malformed"] == before
