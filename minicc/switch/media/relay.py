@@ -180,6 +180,7 @@ class MediaEndpoint(asyncio.DatagramProtocol):
         "forward_from_peer",
         "local_port",
         "side",
+        "tap",
     )
 
     def __init__(
@@ -198,6 +199,9 @@ class MediaEndpoint(asyncio.DatagramProtocol):
         self.forward_from_peer = True
         """When False, the peer's packets are not sent to this phone (e.g. while a prompt
         plays to it through :meth:`send_rtp`); they are still recorded."""
+        self.tap: Callable[[int, bytes], None] | None = None
+        """Called with (payload type, payload) of every accepted packet from this phone: how
+        a mixer (listen, whisper, barge, conference) hears this party."""
         self._out = out
         self._log = logger
         self._peer: MediaEndpoint | None = None
@@ -333,6 +337,10 @@ class MediaEndpoint(asyncio.DatagramProtocol):
             pt = b1 & 0x7F
             if pt == self._te_pt:
                 self._dtmf(data)
+            tap = self.tap
+            if tap is not None:
+                start, end = payload_bounds(data)
+                tap(pt, data[start:end])
             recorder = self._session._recorder
             if recorder is not None:
                 start, end = payload_bounds(data)

@@ -405,3 +405,17 @@ async def test_failing_dtmf_callback_does_not_break_media(
         assert session.a.stats.errors == 0
     finally:
         await media.close()
+
+
+async def test_tap_hears_each_accepted_packet_of_its_phone(
+    engine: MediaEngine, phones: tuple[Phone, Phone]
+) -> None:
+    a, b = phones
+    session = await bridged(engine, a, b)
+    heard: list[tuple[int, bytes]] = []
+    session.a.tap = lambda pt, payload: heard.append((pt, payload))
+    a.send(rtp(1, 0, 0xAAAA, b"\x05" * 160, pt=8), session.a.local_port)
+    await b.recv()  # forwarded as before
+    b.send(rtp(1, 0, 0xBBBB, b"\x06" * 160), session.b.local_port)
+    await a.recv()
+    assert heard == [(8, b"\x05" * 160)]  # only side A's own audio, payload only
