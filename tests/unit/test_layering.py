@@ -13,6 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "minicc"
 RULES = {
     "switch": ("textual", "minicc.tui", "minicc.api", "fastapi", "uvicorn", "sqlite3"),
     "tenants": ("textual", "minicc.tui", "minicc.switch.switch", "minicc.api"),
+    "queue": ("textual", "minicc.tui", "minicc.api", "sqlite3", "minicc.store"),
     "store": ("textual", "minicc.tui", "minicc.switch.switch", "minicc.api", "asyncio"),
 }
 
