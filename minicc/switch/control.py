@@ -1,0 +1,125 @@
+"""The contract between the switch and whoever decides what a call does (the queue engine).
+
+The switch owns SIP and media; the engine owns decisions. An inbound call to a number the
+engine claims is answered by minicc itself (IVR, queue), after which the engine drives it
+through :class:`CallControl` (play prompts, ring an agent, bridge, hang up) and hears back
+through :class:`CallObserver`. Both run on the switch's event loop; observer methods must not
+block (they are called from inside SIP and RTP handling).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Protocol
+
+
+class RouteKind(Enum):
+    EXTENSION = "extension"
+    """Ring a registered extension, as a plain B2BUA call."""
+    APPLICATION = "application"
+    """minicc answers the call itself and hands it to the engine."""
+    REJECT = "reject"
+    """Refuse the call with ``status``."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Route:
+    kind: RouteKind
+    """What to do with the call."""
+    extension: str | None = None
+    """For EXTENSION: which one."""
+    status: int = 404
+    """For REJECT: the SIP status to answer with."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IncomingCall:
+    """A new, authenticated inbound call, before anything was answered."""
+
+    key: str
+    """minicc's id for the call (stable for its whole life)."""
+    tenant: str
+    """Tenant the call belongs to."""
+    number: str
+    """The dialled number (Request-URI user part)."""
+    caller: str
+    """The caller's extension or number."""
+    caller_name: str | None
+    """Display name the caller sent."""
+    call_id: str
+    """SIP Call-ID of the caller's leg (what CDRs carry)."""
+
+
+class RingResult(Enum):
+    ANSWERED = "answered"
+    BUSY = "busy"
+    NO_ANSWER = "no-answer"
+    REJECTED = "rejected"
+    UNAVAILABLE = "unavailable"
+    """The extension has no registered device."""
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    """The engine (or the caller hanging up) withdrew the attempt."""
+
+
+class PlaybackOutcome(Enum):
+    FINISHED = "finished"
+    CANCELLED = "cancelled"
+    ABORTED = "aborted"
+
+
+class CallObserver(Protocol):
+    """What the switch tells the engine. Every method is called on the event loop."""
+
+    def route(self, call: IncomingCall) -> Route:
+        """Decide what an inbound call to ``call.number`` becomes. Must answer at once."""
+        ...
+
+    def call_answered(self, key: str) -> None:
+        """minicc answered an APPLICATION call: media is up, prompts can play."""
+        ...
+
+    def dtmf(self, key: str, digit: str) -> None:
+        """The caller pressed a key (RFC 4733 or SIP INFO)."""
+        ...
+
+    def playback_done(self, key: str, playback: int, outcome: PlaybackOutcome) -> None:
+        """A :meth:`CallControl.play` ended."""
+        ...
+
+    def ring_result(self, key: str, attempt: int, result: RingResult) -> None:
+        """An agent attempt from :meth:`CallControl.ring` ended. On ANSWERED the agent is
+        already bridged to the caller (any playback to the caller was cut first)."""
+        ...
+
+    def call_ended(self, key: str, by_caller: bool) -> None:
+        """The call is over (caller hung up, agent hung up, or :meth:`CallControl.hangup`)."""
+        ...
+
+
+class CallControl(Protocol):
+    """What the engine may ask of the switch for a call it owns (APPLICATION calls)."""
+
+    def play(self, key: str, files: Sequence[Path], *, loop: bool = False) -> int:
+        """Play WAV prompts to the caller (replacing what plays); returns a playback id."""
+        ...
+
+    def stop_playback(self, key: str) -> None:
+        """Cut the current playback at once (e.g. the caller pressed a key)."""
+        ...
+
+    def ring(self, key: str, extension: str, *, timeout: float) -> int:
+        """Ring every registered device of ``extension`` for up to ``timeout`` seconds;
+        the first to answer is bridged to the caller. Returns an attempt id."""
+        ...
+
+    def cancel_ring(self, key: str, attempt: int) -> None:
+        """Withdraw a ringing attempt (ring-all: another agent answered first)."""
+        ...
+
+    def hangup(self, key: str, *, status: int = 200) -> None:
+        """End the call (BYE if answered, else a final ``status``)."""
+        ...
