@@ -210,6 +210,9 @@ def _parse_auth_params(value: str) -> tuple[str, dict[str, str]]:
 
 def _quoted(text: str, start: int) -> tuple[str, int]:
     # RFC 3261 §25.1: quoted-pair = "\" (%x00-09 / %x0B-0C / %x0E-7F)
+    end = text.find('"', start + 1)
+    if end > 0 and "\\" not in text[start + 1 : end]:
+        return text[start + 1 : end], end + 1  # the usual case: no escapes, found in C
     out: list[str] = []
     i = start + 1
     n = len(text)

@@ -44,12 +44,16 @@ class DialogId(NamedTuple):
 
 
 class DialogState(Enum):
+    __hash__ = object.__hash__  # members are singletons: hash by identity, in C
+
     EARLY = "Early"
     CONFIRMED = "Confirmed"
     TERMINATED = "Terminated"
 
 
 class DialogInput(Enum):
+    __hash__ = object.__hash__  # members are singletons: hash by identity, in C
+
     PROVISIONAL = "1xx with a To tag to the INVITE"
     ACCEPTED = "2xx to the INVITE"
     REJECTED = "300-699 to the dialog-creating INVITE"

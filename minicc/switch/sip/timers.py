@@ -43,6 +43,8 @@ class TimerConfig:
 class Timer(Enum):
     """The named timers of RFC 3261 §17 and RFC 6026 §8, plus two of the layer's own."""
 
+    __hash__ = object.__hash__  # members are singletons: hash by identity, in C
+
     A = "A"
     """INVITE client: request retransmission (UDP), T1 doubling."""
     B = "B"

@@ -86,6 +86,8 @@ class DialogTxKey(NamedTuple):
 
 
 class Machine(Enum):
+    __hash__ = object.__hash__  # members are singletons: hash by identity, in C
+
     INVITE_CLIENT = "INVITE client (§17.1.1)"
     NON_INVITE_CLIENT = "non-INVITE client (§17.1.2)"
     INVITE_SERVER = "INVITE server (§17.2.1)"
@@ -93,6 +95,8 @@ class Machine(Enum):
 
 
 class InviteClientState(Enum):
+    __hash__ = object.__hash__  # members are singletons: hash by identity, in C
+
     CALLING = "Calling"
     PROCEEDING = "Proceeding"
     COMPLETED = "Completed"
@@ -101,6 +105,8 @@ class InviteClientState(Enum):
 
 
 class NonInviteClientState(Enum):
+    __hash__ = object.__hash__  # members are singletons: hash by identity, in C
+
     TRYING = "Trying"
     PROCEEDING = "Proceeding"
     COMPLETED = "Completed"
@@ -108,6 +114,8 @@ class NonInviteClientState(Enum):
 
 
 class InviteServerState(Enum):
+    __hash__ = object.__hash__  # members are singletons: hash by identity, in C
+
     PROCEEDING = "Proceeding"
     COMPLETED = "Completed"
     CONFIRMED = "Confirmed"
@@ -116,6 +124,8 @@ class InviteServerState(Enum):
 
 
 class NonInviteServerState(Enum):
+    __hash__ = object.__hash__  # members are singletons: hash by identity, in C
+
     TRYING = "Trying"
     PROCEEDING = "Proceeding"
     COMPLETED = "Completed"
@@ -127,6 +137,8 @@ TxState = InviteClientState | NonInviteClientState | InviteServerState | NonInvi
 
 class TxInput(Enum):
     """Everything that can move a transaction: messages from either side and timers."""
+
+    __hash__ = object.__hash__  # members are singletons: hash by identity, in C
 
     RECV_REQUEST = "request retransmission received"
     RECV_ACK = "ACK received"
@@ -301,6 +313,7 @@ class ClientTransaction:
         "ack",
         "cancel_pending",
         "cancel_sent",
+        "data",
         "dest",
         "interval",
         "key",
@@ -314,7 +327,10 @@ class ClientTransaction:
         self.key = key
         self.machine = machine
         self.state: TxState = INITIAL_STATE[machine]
-        self.request = request
+        self.request: Request | None = request
+        """The request; let go once a final response arrived (only the key matters then)."""
+        self.data = b""
+        """The request as sent, re-sent by Timers A and E; emptied with ``request``."""
         self.dest = dest
         self.interval = 0.0
         """The current retransmission interval of Timer A or E."""
@@ -350,14 +366,18 @@ class ServerTransaction:
         self.key = key
         self.machine = machine
         self.state: TxState = INITIAL_STATE[machine]
-        self.request = request
+        self.request: Request | None = request
+        """The request; let go once a final response is sent (retransmissions need only the
+        response's bytes)."""
         self.source = source
         self.dest = dest
         """Where responses go (RFC 3261 §18.2.2, RFC 3581 §4)."""
         self.interval = 0.0
         """The current retransmission interval of Timer G or of the 2xx."""
         self.last_response: Response | None = None
+        """The last provisional, or the 2xx until it is ACKed; None otherwise."""
         self.last_bytes: bytes | None = None
+        """The last response as sent, for retransmissions; dropped once a 2xx is ACKed."""
         self.acked = False
         """Accepted: the ACK for the 2xx arrived (later ACKs are absorbed)."""
         self.dialog_key: DialogTxKey | None = None

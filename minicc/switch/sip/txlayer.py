@@ -31,10 +31,11 @@ from collections import deque
 from typing import NamedTuple
 
 from minicc.switch.sip.errors import LocalProtocolError, SipError
-from minicc.switch.sip.headers import Headers, Via, parse_via
-from minicc.switch.sip.message import Request, Response, make_response
+from minicc.switch.sip.headers import Headers, Via
+from minicc.switch.sip.message import VIA_CACHE, Request, Response, make_response
 from minicc.switch.sip.peer import Peer, Transport
 from minicc.switch.sip.timers import Timer, TimerConfig, TimerHeap
+from minicc.switch.sip.tokens import BufferedSystemRandom
 from minicc.switch.sip.transaction import (
     MAGIC_COOKIE,
     TIMER_INPUT,
@@ -129,36 +130,42 @@ def stamp_via(request: Request, source: Peer) -> Via:
     the client asked for ``rport``; an empty ``rport`` gets the source port.
 
     Returns:
-        The top Via as now stamped.
+        The top Via as now stamped. It is shared with the message's parse cache: read it,
+        do not change it.
 
     Raises:
         SipParseError: there is no top Via, or it is malformed.
     """
-    via = request.top_via
+    via = request._top_via_shared()
     params = via.params
-    changed = False
+    host = source.host
     if "rport" in params:
-        if params["rport"] is None:
-            params["rport"] = str(source.port)
-            changed = True
-        if params.get("received") != source.host:
-            params["received"] = source.host
-            changed = True
-    elif via.host.strip("[]").lower() != source.host.strip("[]").lower():
-        params["received"] = source.host
-        changed = True
-    if changed:
-        request.headers = _replace_top_via(request.headers, via)
+        if params["rport"] is not None and params.get("received") == host:
+            return via
+        stamped = {**params, "received": host}
+        if stamped["rport"] is None:
+            stamped["rport"] = str(source.port)
+    elif via.host == host or via.host.strip("[]").lower() == host.strip("[]").lower():
+        return via  # the usual case: nothing to add
+    else:
+        stamped = {**params, "received": host}
+    via = Via(via.transport, via.host, via.port, stamped, via.protocol)
+    text = str(via)
+    request.headers = _replace_top_via(request.headers, via, text)
+    # Responses copy this text, so their top Via is read without parsing it again.
+    VIA_CACHE.seed(text, via)
     return via
 
 
-def _replace_top_via(headers: Headers, via: Via) -> Headers:
+def _replace_top_via(headers: Headers, via: Via, text: str | None = None) -> Headers:
     """``headers`` with the first Via value replaced by ``via`` (other values untouched)."""
+    if text is None:
+        text = str(via)
     first = next(iter(headers), None)
     if first is not None and first[0] == "Via":
         # The usual case, done in place: Via is the first header line.
         headers.pop_first_list_value("Via")
-        headers.prepend("Via", str(via))
+        headers.prepend("Via", text)
         return headers
     items: list[tuple[str, str]] = []
     done = False
@@ -166,7 +173,7 @@ def _replace_top_via(headers: Headers, via: Via) -> Headers:
         if not done and name == "Via":
             parts = split_unquoted(value, ",")
             rest = ",".join(parts[1:]).strip()
-            value = f"{via}, {rest}" if rest else str(via)
+            value = f"{text}, {rest}" if rest else text
             done = True
         items.append((name, value))
     return Headers(items)
@@ -199,7 +206,7 @@ def server_key_of(message: Request | Response, via: Via | None = None) -> Server
         SipParseError: a header needed for matching is missing or malformed.
     """
     if via is None:
-        via = message.top_via
+        via = message._top_via_shared()  # read only
     cseq = message.cseq
     method = "INVITE" if cseq.method == "ACK" else _METHODS.get(cseq.method, cseq.method)
     branch = via.branch
@@ -208,7 +215,7 @@ def server_key_of(message: Request | Response, via: Via | None = None) -> Server
         # legacy ACK (which carries the response's tag) still finds its INVITE.
         # The Request-URI is left out too: a response does not carry it, and the other
         # fields already tell transactions apart in practice.
-        from_tag = message.from_.tag or ""
+        from_tag = message.from_tag or ""
         legacy = "\0".join((message.call_id, from_tag, str(cseq.seq), str(via)))
         branch = "legacy:" + hashlib.blake2b(legacy.encode(), digest_size=12).hexdigest()
     return ServerTxKey(branch, via.host.lower(), via.port, method)
@@ -220,7 +227,7 @@ def client_key_of(message: Request | Response) -> ClientTxKey:
     Raises:
         SipParseError: a header needed for matching is missing or malformed.
     """
-    return ClientTxKey(message.top_via.branch or "", message.cseq.method)
+    return ClientTxKey(message.branch or "", message.cseq.method)
 
 
 def _status_input(status: int, *, sending: bool) -> TxInput:
@@ -238,8 +245,9 @@ class TransactionLayer:
         timers: T1, T2, T4 and Timer D.
         local_via_host: sent-by host of the Via the layer adds to requests without one.
         local_via_port: its port.
-        rng: source of branches and tags; ``random.SystemRandom()`` when omitted, since
-            branches and tags should be hard to guess.
+        rng: source of branches and tags; the kernel's generator (buffered, see
+            :mod:`~minicc.switch.sip.tokens`) when omitted, since branches and tags should be
+            hard to guess.
         auto_100: answer each new INVITE with 100 Trying at once.
     """
 
@@ -256,7 +264,7 @@ class TransactionLayer:
         self.local_via_host = local_via_host
         self.local_via_port = local_via_port
         self.auto_100 = auto_100
-        self._rng = rng if rng is not None else random.SystemRandom()
+        self._rng = rng if rng is not None else BufferedSystemRandom()
         self._client: dict[ClientTxKey, ClientTransaction] = {}
         self._server: dict[ServerTxKey, ServerTransaction] = {}
         self._accepted: dict[DialogTxKey, ServerTxKey] = {}
@@ -342,7 +350,7 @@ class TransactionLayer:
         tx = self._server.get(key)
         if request.method == "ACK":
             if tx is None:
-                dkey = DialogTxKey(request.call_id, request.from_.tag or "", request.cseq.seq)
+                dkey = DialogTxKey(request.call_id, request.from_tag or "", request.cseq.seq)
                 accepted = self._accepted.get(dkey)
                 tx = self._server.get(accepted) if accepted else None
             if tx is None:
@@ -377,13 +385,14 @@ class TransactionLayer:
     def _answer_cancel(self, tx: ServerTransaction, now: float) -> None:
         """RFC 3261 §9.2: 200 if the INVITE is still in Proceeding, else 481."""
         cancel = tx.request
+        assert cancel is not None  # just created
         invite = self._server.get(tx.key._replace(method="INVITE"))
         if invite is None or invite.state is not InviteServerState.PROCEEDING:
             self._events.append(CancelReceived(cancel=cancel, invite_key=None))
             self.send_response(make_response(cancel, 481, to_tag=self.new_tag()), now)
             return
         last = invite.last_response
-        to_tag = (last.to.tag if last is not None else None) or self.new_tag()
+        to_tag = (last.to_tag if last is not None else None) or self.new_tag()
         self._events.append(CancelReceived(cancel=cancel, invite_key=invite.key, to_tag=to_tag))
         self.send_response(make_response(cancel, 200, to_tag=to_tag), now)
 
@@ -402,7 +411,7 @@ class TransactionLayer:
         """Re-send our ACK for a retransmitted 2xx to INVITE; False if we have none."""
         if not response.is_success or response.cseq.method != "INVITE":
             return False
-        cached = self._acks.get(_AckKey(response.call_id, response.cseq.seq, response.to.tag or ""))
+        cached = self._acks.get(_AckKey(response.call_id, response.cseq.seq, response.to_tag or ""))
         if cached is None:
             return False
         self._out.append(cached)
@@ -434,8 +443,9 @@ class TransactionLayer:
         tx = ClientTransaction(
             key, Machine.INVITE_CLIENT if invite else Machine.NON_INVITE_CLIENT, request, dest
         )
+        tx.data = request.to_bytes()
         self._client[key] = tx
-        self._out.append((dest, request.to_bytes()))
+        self._out.append((dest, tx.data))
         if not dest.reliable:
             tx.interval = self.timers.T1
             self._heap.arm(key, Timer.A if invite else Timer.E, now + tx.interval)
@@ -443,20 +453,33 @@ class TransactionLayer:
         return key
 
     def _ensure_via(self, request: Request, dest: Peer) -> None:
-        values = request.headers.get_list("Via")
-        if not values:
+        top = request.headers.get("Via")
+        if top is not None and "," in top:
+            values = request.headers.get_list("Via")
+            top = values[0] if values else None
+        if top is None or not top.strip():
             via = Via(
                 transport=dest.transport.value,
                 host=self.local_via_host,
                 port=self.local_via_port,
                 params={"branch": self.new_branch(), "rport": None},
             )
-            request.headers.prepend("Via", str(via))
+            text = str(via)
+            request.headers.prepend("Via", text)
+            VIA_CACHE.seed(text, via)  # read right back for the transaction key
             return
-        via = parse_via(values[0])
+        via = VIA_CACHE(top)  # parsed once here; the key and the response find it cached
         if via.branch is None:
-            via.params["branch"] = self.new_branch()
-            request.headers = _replace_top_via(request.headers, via)
+            via = Via(
+                via.transport,
+                via.host,
+                via.port,
+                {**via.params, "branch": self.new_branch()},
+                via.protocol,
+            )
+            text = str(via)
+            request.headers = _replace_top_via(request.headers, via, text)
+            VIA_CACHE.seed(text, via)
 
     def send_response(self, response: Response, now: float) -> None:
         """Send ``response`` through its server transaction (found by top Via and CSeq).
@@ -486,7 +509,7 @@ class TransactionLayer:
         self._ensure_via(ack, dest)
         data = ack.to_bytes()
         self._out.append((dest, data))
-        akey = _AckKey(ack.call_id, ack.cseq.seq, ack.to.tag or "")
+        akey = _AckKey(ack.call_id, ack.cseq.seq, ack.to_tag or "")
         self._acks[akey] = (dest, data)
         self._heap.arm(akey, Timer.ACK_CACHE, now + self.timers.timeout)
 
@@ -512,6 +535,7 @@ class TransactionLayer:
 
     def _send_cancel(self, tx: ClientTransaction, now: float) -> None:
         invite = tx.request
+        assert invite is not None  # kept until a final response
         headers = Headers()
         # §9.1: one Via, the INVITE's top one, so the CANCEL follows the INVITE's path and
         # matches its server transaction; Route copied; To without the response's tag.
@@ -543,7 +567,7 @@ class TransactionLayer:
         tx.state = new = next_state(tx.machine, old, event)
         cfg, heap, key = self.timers, self._heap, tx.key
         if event is TxInput.TIMER_A or event is TxInput.TIMER_E:
-            self._out.append((tx.dest, tx.request.to_bytes()))
+            self._out.append((tx.dest, tx.data))
             if event is TxInput.TIMER_A:
                 tx.interval *= 2  # §17.1.1.2: A doubles, bounded by B alone
             elif new is NonInviteClientState.PROCEEDING:
@@ -552,8 +576,10 @@ class TransactionLayer:
                 tx.interval = min(2 * tx.interval, cfg.T2)
             heap.arm(key, Timer.A if event is TxInput.TIMER_A else Timer.E, now + tx.interval)
         elif event is TxInput.TIMER_B or event is TxInput.TIMER_F:
-            logger.info("%s timed out: %r", key, tx.request)
-            self._events.append(TransactionTimeout(client_key=key, request=tx.request))
+            request = tx.request
+            assert request is not None  # B and F only run before a final response
+            logger.info("%s timed out: %r", key, request)
+            self._events.append(TransactionTimeout(client_key=key, request=request))
         elif response is not None:
             self._client_response(tx, old, new, response, now)
         if is_terminated(tx.state):
@@ -572,8 +598,13 @@ class TransactionLayer:
             if tx.ack is not None and not response.is_provisional:
                 self._out.append((tx.dest, tx.ack))  # §17.1.1.2: ACK each retransmission
             return
+        request = tx.request
+        if old is not new and not response.is_provisional:
+            # A final response: from now on only the key, the tags and the ACK's bytes are
+            # needed; the request is let go (the transaction may linger 32 s, its call gone).
+            tx.request, tx.data = None, b""
         if new is InviteClientState.ACCEPTED:
-            tag = response.to.tag or ""
+            tag = response.to_tag or ""
             if old is InviteClientState.ACCEPTED:
                 assert tx.to_tags is not None
                 if not response.is_success:
@@ -596,7 +627,8 @@ class TransactionLayer:
                     return
         elif new is InviteClientState.COMPLETED:
             heap.cancel(key, Timer.A, Timer.B)
-            tx.ack = self._ack_for_error(tx.request, response).to_bytes()
+            assert request is not None
+            tx.ack = self._ack_for_error(request, response).to_bytes()
             self._out.append((tx.dest, tx.ack))
             self._arm_or_fire_client(tx, Timer.D, 0.0 if reliable else self.timers.D, now)
         elif new is NonInviteClientState.COMPLETED:
@@ -648,14 +680,27 @@ class TransactionLayer:
         tx.state = new = next_state(tx.machine, old, event)
         cfg, heap, key, reliable = self.timers, self._heap, tx.key, tx.dest.reliable
         if response is not None:
-            tx.last_response = response
             tx.last_bytes = response.to_bytes()
             self._out.append((tx.dest, tx.last_bytes))
+            # Kept only where it is read again: a provisional (its To tag goes on the 200 to
+            # a CANCEL) and a 2xx until its ACK (AckTimeout carries it). Past the final
+            # response the request goes too: retransmissions need only the bytes, and the
+            # transaction may linger 32 s after its call has ended.
+            final = response.status >= 200
+            tx.last_response = (
+                response
+                if not final or (new is InviteServerState.ACCEPTED and not tx.acked)
+                else None
+            )
+            request = tx.request
+            if final:
+                tx.request = None
             if new is InviteServerState.ACCEPTED and old is InviteServerState.PROCEEDING:
                 tx.interval = cfg.T1
                 heap.arm(key, Timer.RETRANSMIT_2XX, now + cfg.T1)
                 heap.arm(key, Timer.L, now + cfg.timeout)
-                tx.dialog_key = dkey = self._dialog_key(tx.request)
+                assert request is not None
+                tx.dialog_key = dkey = self._dialog_key(request)
                 self._accepted[dkey] = key
             elif new is InviteServerState.COMPLETED:
                 if not reliable:
@@ -681,6 +726,9 @@ class TransactionLayer:
             elif new is InviteServerState.ACCEPTED and not tx.acked:
                 tx.acked = True
                 heap.cancel(key, Timer.RETRANSMIT_2XX)
+                # Acknowledged: nothing is re-sent from now on (retransmitted INVITEs and
+                # ACKs are absorbed), so the 2xx is not kept for the rest of Timer L.
+                tx.last_response = tx.last_bytes = None
                 assert ack is not None and source is not None
                 self._events.append(AckReceived(request=ack, source=source, server_key=key))
         elif event is TxInput.TIMER_G or event is TxInput.TIMER_2XX:
@@ -704,7 +752,7 @@ class TransactionLayer:
 
     @staticmethod
     def _dialog_key(request: Request) -> DialogTxKey:
-        return DialogTxKey(request.call_id, request.from_.tag or "", request.cseq.seq)
+        return DialogTxKey(request.call_id, request.from_tag or "", request.cseq.seq)
 
     def _drop_server(self, tx: ServerTransaction) -> None:
         self._heap.cancel(tx.key, *_ALL_SERVER)
