@@ -67,6 +67,74 @@ MIGRATIONS: tuple[Migration, ...] = (
     CREATE INDEX cdrs_start ON cdrs(start);
     CREATE INDEX cdrs_call_id ON cdrs(call_id);
     """,
+    # 2: the call center (issue 3): queues, members, numbers, IVR flows, agent states, VIPs,
+    # callbacks, dispositions, settings and the engine's latest statistics snapshot. Read
+    # and written through minicc.store.callcenter.CallCenterStore.
+    """
+    CREATE TABLE settings (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE TABLE queues (
+        name TEXT PRIMARY KEY,
+        -- QueueConfig fields (all but the name) as JSON: new fields need no migration.
+        config TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE queue_members (
+        queue TEXT NOT NULL REFERENCES queues(name) ON DELETE CASCADE,
+        extension TEXT NOT NULL REFERENCES extensions(extension) ON DELETE CASCADE,
+        skills TEXT NOT NULL DEFAULT '{}',
+        penalty INTEGER NOT NULL DEFAULT 0 CHECK (penalty >= 0),
+        PRIMARY KEY (queue, extension)
+    );
+    CREATE INDEX queue_members_extension ON queue_members(extension);
+    CREATE TABLE numbers (
+        number TEXT PRIMARY KEY,
+        target TEXT NOT NULL
+            CHECK (target GLOB 'queue:?*' OR target GLOB 'ivr:?*' OR target GLOB 'ext:?*')
+    );
+    CREATE TABLE ivr_flows (
+        name TEXT PRIMARY KEY,
+        toml TEXT NOT NULL,
+        origin TEXT NOT NULL,
+        loaded_at TEXT NOT NULL
+    );
+    CREATE TABLE agent_states (
+        extension TEXT PRIMARY KEY REFERENCES extensions(extension) ON DELETE CASCADE,
+        state TEXT NOT NULL CHECK (state IN ('available', 'paused', 'logged-out')),
+        reason TEXT,
+        changed_at TEXT NOT NULL
+    );
+    CREATE TABLE vip_numbers (
+        number TEXT PRIMARY KEY,
+        note TEXT
+    );
+    CREATE TABLE callbacks (
+        id INTEGER PRIMARY KEY,
+        -- No foreign key: finished callbacks stay as history after their queue is gone.
+        queue TEXT NOT NULL,
+        number TEXT NOT NULL,
+        name TEXT,
+        joined_at REAL NOT NULL,
+        priority INTEGER NOT NULL DEFAULT 0,
+        attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+        status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'done', 'failed')),
+        result TEXT,
+        updated_at REAL NOT NULL
+    );
+    CREATE INDEX callbacks_status ON callbacks(status, joined_at);
+    CREATE TABLE dispositions (
+        code TEXT PRIMARY KEY,
+        label TEXT NOT NULL
+    );
+    CREATE TABLE queue_stats (
+        -- One row: the engine's latest snapshot, replaced every few seconds.
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        taken_at REAL NOT NULL,
+        data TEXT NOT NULL
+    );
+    """,
 )
 
 _EXTENSION_RE = re.compile(r"^[0-9]{2,15}$")
