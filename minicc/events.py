@@ -87,3 +87,121 @@ class AuthFailed(Event):
     """The user name the request claimed, if any."""
     method: str
     """SIP method of the request (REGISTER, INVITE, ...)."""
+
+
+# -- call-center (queue engine) events --------------------------------------------------------
+# States, reasons and outcomes are plain strings (the enums' values) so that the API can
+# stream these events as JSON without importing the queue package.
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallQueued(Event):
+    call_id: str
+    """minicc's id for the call (the switch's call key; ``callback-N`` for a restored callback)."""
+    queue: str
+    """The queue joined."""
+    caller: str
+    """The caller's number or extension."""
+    priority: int
+    """Queue priority (higher is served first; VIPs are above every IVR priority)."""
+    position: int
+    """1-based place in the queue at joining."""
+    callback: bool = False
+    """True when the call joins as a callback (web request, IVR request, or restored)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallOffered(Event):
+    call_id: str
+    """minicc's id for the call."""
+    queue: str
+    """The queue the call waits in."""
+    agent: str
+    """The agent whose phone(s) now ring."""
+    callback: bool = False
+    """True when this is the agent-first leg of a callback."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallAnsweredByAgent(Event):
+    call_id: str
+    """minicc's id for the call."""
+    queue: str
+    """The queue the call came from."""
+    agent: str
+    """The agent now talking to the caller."""
+    waited: float
+    """Seconds from joining the queue to this answer."""
+    callback: bool = False
+    """True when the caller was dialled back."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallAbandoned(Event):
+    call_id: str
+    """minicc's id for the call."""
+    queue: str
+    """The queue the caller hung up in."""
+    waited: float
+    """Seconds the caller waited before hanging up."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallLeftQueue(Event):
+    call_id: str
+    """minicc's id for the call."""
+    queue: str
+    """The queue left."""
+    reason: str
+    """``max wait``, ``empty``, ``full``, ``callback failed`` or ``other``."""
+    destination: str
+    """Where the call went: ``queue:NAME``, ``voicemail``, ``callback-offer`` or ``none``."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentStateChanged(Event):
+    agent: str
+    """The agent (their extension)."""
+    state: str
+    """New state: ``logged out``, ``available``, ``reserved``, ``on call``, ``wrap-up``,
+    ``paused``."""
+    reason: str | None
+    """Pause reason when ``state`` is ``paused``."""
+    previous: str
+    """State left."""
+    call_id: str | None
+    """The call the change concerns, if any."""
+    queue: str | None
+    """That call's queue."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallbackRequested(Event):
+    call_id: str
+    """The queue entry that keeps the place (the caller's original call id)."""
+    queue: str
+    """The queue whose virtual line the callback waits in."""
+    number: str
+    """Where the caller will be called back."""
+    callback_id: int
+    """The stored callback's row id (0 when it could not be stored)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallbackResult(Event):
+    call_id: str
+    """The callback's queue entry."""
+    queue: str
+    """Its queue."""
+    number: str
+    """The number dialled."""
+    callback_id: int
+    """The stored callback's row id."""
+    outcome: str
+    """``connected``, ``retry`` (this attempt failed, another follows) or ``failed``."""
+    attempts: int
+    """Dial-back attempts made so far."""
+    agent: str | None
+    """The agent who made the attempt."""
+    detail: str | None = None
+    """Why an attempt failed (``busy``, ``no-answer``, ...)."""

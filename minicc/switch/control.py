@@ -65,6 +65,15 @@ class RingResult(Enum):
     """The engine (or the caller hanging up) withdrew the attempt."""
 
 
+class OriginateLeg(Enum):
+    """The two legs of an :meth:`CallControl.originate` call, rung one after the other."""
+
+    AGENT = "agent"
+    """The agent's phone(s), rung first."""
+    CALLEE = "callee"
+    """The number dialled once the agent answered."""
+
+
 class PlaybackOutcome(Enum):
     FINISHED = "finished"
     CANCELLED = "cancelled"
@@ -99,6 +108,16 @@ class CallObserver(Protocol):
         """The call is over (caller hung up, agent hung up, or :meth:`CallControl.hangup`)."""
         ...
 
+    def originate_result(self, key: str, leg: OriginateLeg, result: RingResult) -> None:
+        """A leg of an :meth:`CallControl.originate` call stopped ringing.
+
+        AGENT + ANSWERED: the agent picked up; the switch now dials the number (the agent
+        hears it ring). CALLEE + ANSWERED: the two are bridged. Any other result ends the
+        call: :meth:`call_ended` follows (``by_caller`` is True when the dialled party hung
+        up, False when the agent or :meth:`CallControl.hangup` ended it).
+        """
+        ...
+
 
 class CallControl(Protocol):
     """What the engine may ask of the switch for a call it owns (APPLICATION calls)."""
@@ -122,4 +141,23 @@ class CallControl(Protocol):
 
     def hangup(self, key: str, *, status: int = 200) -> None:
         """End the call (BYE if answered, else a final ``status``)."""
+        ...
+
+    def originate(
+        self,
+        tenant: str,
+        agent: str,
+        number: str,
+        *,
+        timeout: float,
+        dial_timeout: float,
+        caller_id: str | None = None,
+    ) -> str:
+        """Place an agent-first outbound call (a callback): ring every device of extension
+        ``agent`` for up to ``timeout`` seconds; once one answers, dial ``number`` (an
+        extension of the tenant or an outside number through its trunk) for up to
+        ``dial_timeout`` seconds and bridge the two. ``caller_id`` is what the agent's phone
+        shows (the customer's number). Returns the new call's key at once; progress comes
+        through :meth:`CallObserver.originate_result`, the end through
+        :meth:`CallObserver.call_ended`. :meth:`hangup` withdraws it at any stage."""
         ...
