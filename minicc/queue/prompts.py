@@ -399,16 +399,19 @@ def say_minutes(minutes: int, language: str) -> list[str]:
 
 
 def say(kind: str, value: str, language: str) -> list[str]:
-    """Prompt names for an IVR ``say`` item: ``number``, ``digits`` or ``minutes``.
+    """Prompt names for an IVR ``say`` item: ``number``, ``digits``, ``minutes`` or ``date``.
 
     Raises:
         ValueError: unknown kind, a value that is not a whole number (``number``,
-            ``minutes``) or not keys (``digits``), or the language has no rules.
+            ``minutes``), not keys (``digits``), not ``YYYY-MM-DD`` (``date``), or the
+            language has no rules.
     """
     if kind == "digits":
         return say_digits(value, language)
+    if kind == "date":
+        return say_date(date.fromisoformat(value), language)
     if kind not in ("number", "minutes"):
-        raise ValueError(f"unknown say kind {kind!r} (number, digits, minutes)")
+        raise ValueError(f"unknown say kind {kind!r} (number, digits, minutes, date)")
     if not value.isascii() or not value.isdigit():
         raise ValueError(f"say {kind} needs a whole number, got {value!r}")
     n = int(value)

@@ -179,7 +179,7 @@ def test_sentence_errors() -> None:
     with pytest.raises(ValueError, match="whole number"):
         say("number", "4.5", "en")
     with pytest.raises(ValueError, match="unknown say kind"):
-        say("date", "2026-01-01", "en")
+        say("weekday", "2026-01-01", "en")
 
 
 def test_tenant_upload_overrides_shipped(tmp_path: Path) -> None:
@@ -261,3 +261,13 @@ def test_bad_uploads_are_refused(tmp_path: Path) -> None:
     (tmp_path / "en" / "closed.wav").write_bytes(b"RIFF....WAVEjunk")
     with pytest.raises(PromptFormatError, match=r'prompt "closed" for language "en" .*tenant'):
         catalogue.clip("en", "closed")
+
+
+def test_say_date_item_from_the_ivr() -> None:
+    from datetime import date
+
+    from minicc.queue.prompts import say, say_date
+
+    assert say("date", "2026-12-24", "en") == say_date(date(2026, 12, 24), "en")
+    with pytest.raises(ValueError):
+        say("date", "24.12.2026", "en")
