@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from minicc import __version__
-from minicc.bootstrap import DemoInfo
+from minicc.bootstrap import DEMO_IVR_NUMBER, DemoInfo
 from minicc.config import ServeConfig
 from minicc.tenants.models import Tenant
 
@@ -94,6 +94,10 @@ def render_banner(
             Text(
                 f"  baresip: <sip:{first.extension}@{registrar}>;"
                 f"auth_pass={first.password};regint=600"
+            ),
+            Text(
+                f"  call {DEMO_IVR_NUMBER} for the demo IVR: 1 sales, 2 support "
+                "(the agents above answer)"
             ),
         ]
     else:

@@ -5,6 +5,9 @@
 - ``ensure_demo``: on the very first run, a ``demo`` tenant with three extensions whose
   generated passwords are kept in ``demo-logins.toml`` (0600) so later starts can show them
   again; the database only holds HA1 values, which cannot be turned back into passwords.
+- ``ensure_demo_callcenter``: the demo tenant's call center (number 8000 -> an IVR, queues
+  ``sales`` and ``support`` with the three agents), added once: on the first run, or on the
+  first start of a version that has it for a demo tenant made before.
 """
 
 from __future__ import annotations
@@ -18,9 +21,13 @@ import socket
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from minicc.config import ServeConfig, env_var, flag_name
+from minicc.queue.ivr_schema import FlowError
+from minicc.queue.models import Strategy
+from minicc.store.callcenter import AgentPresence, CallCenterStore, queue_config
 from minicc.store.control import ControlStore
 from minicc.store.database import StoreError
 
@@ -34,6 +41,18 @@ DEMO_EXTENSIONS: tuple[tuple[str, str], ...] = (
     ("1003", "Agent Three"),
 )
 DEMO_LOGINS_FILE = "demo-logins.toml"
+DEMO_IVR_NUMBER = "8000"
+DEMO_FLOW = "demo_main"
+DEMO_QUEUES = ("sales", "support")
+DEMO_DISPOSITIONS: tuple[tuple[str, str], ...] = (
+    ("resolved", "Resolved"),
+    ("callback-needed", "Callback needed"),
+    ("escalated", "Escalated"),
+    ("no-answer", "No answer"),
+)
+DEMO_CALLCENTER_KEY = "demo_callcenter_created"
+"""Tenant setting marking that the demo call center was made: it is never made twice, so
+an admin who deletes a demo queue does not see it come back on the next start."""
 
 
 class StartupError(Exception):
@@ -169,12 +188,14 @@ def ensure_demo(
         StoreError: the tenant database or the logins file cannot be written.
     """
     if control.list_tenants():
+        _upgrade_demo(control)
         return None
     try:
         tenant = control.add_tenant(DEMO_TENANT, DEMO_DOMAIN)
     except StoreError:
         # Another process (a second `minicc serve`, a CLI command) won the first-run race.
         if control.get_tenant(DEMO_TENANT) is not None:
+            _upgrade_demo(control)
             return None
         raise
     logins = tuple(
@@ -185,10 +206,87 @@ def ensure_demo(
         for login in logins:
             store.add_extension(login.extension, login.password, tenant.domain, login.name)
     control.set_default_tenant(tenant.name)
+    ensure_demo_callcenter(control)
     info = DemoInfo(tenant=tenant.name, domain=tenant.domain, logins=logins)
     write_demo_logins(control.data_dir, info)
     logger.info("created demo tenant %s with %d extensions", tenant.name, len(logins))
     return info
+
+
+def ensure_demo_callcenter(control: ControlStore) -> bool:
+    """Give the demo tenant its call center, once in its life.
+
+    Number 8000 leads to the IVR ``demo_main`` ("1 for sales, 2 for support"), queues
+    ``sales`` and ``support`` (longest idle, announcements every 30 s, a callback offered
+    above 120 s of estimated wait) have the demo extensions as members, and those agents
+    start available. Extensions the admin has deleted are left out.
+
+    Returns:
+        True when it was created now; False when there is no demo tenant or it was made
+        before (by this process or another: the claim is one atomic write).
+
+    Raises:
+        StoreError: the tenant database cannot be written, or the shipped flow does not
+            load (a packaging fault); the claim is withdrawn so the next start retries.
+    """
+    # Imported here: the prompt catalogue pulls in the audio code, needed only this once.
+    from minicc.queue.prompts import PromptCatalogue
+
+    tenant = control.get_tenant(DEMO_TENANT)
+    if tenant is None:
+        return False
+    with control.open_tenant(tenant) as tenant_store:
+        store = CallCenterStore(tenant_store)
+        if not store.claim_once(DEMO_CALLCENTER_KEY):
+            return False
+        try:
+            agents = [e.extension for e in tenant_store.list_extensions()]
+            agents = [ext for ext, _name in DEMO_EXTENSIONS if ext in agents]
+            for name in DEMO_QUEUES:
+                # Every step tolerates what an earlier, interrupted attempt left behind.
+                if store.get_queue(name) is None:
+                    store.add_queue(
+                        queue_config(
+                            name,
+                            strategy=Strategy.LONGEST_IDLE,
+                            announce_interval=30.0,
+                            callback_threshold=120.0,
+                        )
+                    )
+                for extension in agents:
+                    store.add_member(name, extension)
+            for extension in agents:
+                store.set_agent_state(extension, AgentPresence.AVAILABLE)
+            for code, label in DEMO_DISPOSITIONS:
+                store.add_disposition(code, label)
+            flow = resources.files("minicc.queue").joinpath("flows").joinpath(f"{DEMO_FLOW}.toml")
+            store.load_ivr(
+                flow.read_text(encoding="utf-8"),
+                prompt_exists=PromptCatalogue().exists,
+                filename=f"{DEMO_FLOW}.toml",
+            )
+            store.add_number(DEMO_IVR_NUMBER, f"ivr:{DEMO_FLOW}")
+        except (StoreError, FlowError, OSError) as exc:
+            store.delete_setting(DEMO_CALLCENTER_KEY)
+            reason = "; ".join(str(exc).splitlines())
+            raise StoreError(f"cannot set up the demo call center: {reason}") from exc
+    logger.info(
+        "demo tenant: number %s -> IVR %s, queues %s with agents %s",
+        DEMO_IVR_NUMBER,
+        DEMO_FLOW,
+        ", ".join(DEMO_QUEUES),
+        ", ".join(agents),
+    )
+    return True
+
+
+def _upgrade_demo(control: ControlStore) -> None:
+    """A demo tenant from before the call center gets it; a failure must not stop the
+    server of a tenant that has run fine without it, so it is logged and retried next start."""
+    try:
+        ensure_demo_callcenter(control)
+    except StoreError as exc:
+        logger.warning("%s (will retry on the next start)", exc)
 
 
 def _toml_string(value: str) -> str:
