@@ -20,14 +20,14 @@ import argparse
 import asyncio
 import cProfile
 import gc
-import hashlib
 import pstats
-import re
 import sys
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from benchmarks import phones
+from benchmarks.phones import first_line, headers
 from minicc.bus import EventBus
 from minicc.switch.sip.auth import DigestAlgorithm, compute_ha1
 from minicc.switch.sip.peer import Peer, Transport
@@ -47,24 +47,6 @@ SDP = (
     b"m=audio 6000 RTP/AVP 8 0 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:0 PCMU/8000\r\n"
     b"a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=sendrecv\r\n"
 )
-
-_HEADER_RE = re.compile(rb"^([A-Za-z-]+):[ \t]*(.*?)\r$", re.M)
-_PARAM_RE = re.compile(r'(\w+)="?([^",]*)"?')
-
-
-def _headers(data: bytes) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = {}
-    for name, value in _HEADER_RE.findall(data.split(b"\r\n\r\n", 1)[0] + b"\r\n"):
-        found.setdefault(name.decode().lower(), []).append(value.decode())
-    return found
-
-
-def _first_line(data: bytes) -> str:
-    return data.split(b"\r\n", 1)[0].decode()
-
-
-def _md5(text: str) -> str:
-    return hashlib.md5(text.encode()).hexdigest()
 
 
 @dataclass(slots=True)
@@ -133,55 +115,24 @@ class Bench:
 
     # --- the phones ----------------------------------------------------------------------
 
+    @staticmethod
     def _request(
-        self,
-        method: str,
-        uri: str,
-        *,
-        via_port: int,
-        branch: str,
-        lines: list[str],
-        body: bytes = b"",
+        method: str, uri: str, *, via_port: int, branch: str, lines: list[str], body: bytes = b""
     ) -> bytes:
-        head = [
-            f"{method} {uri} SIP/2.0",
-            f"Via: SIP/2.0/UDP {HOST}:{via_port};branch={branch};rport",
-            "Max-Forwards: 70",
-            *lines,
-            "User-Agent: minicc-bench",
-        ]
-        if body:
-            head.append("Content-Type: application/sdp")
-        head.append(f"Content-Length: {len(body)}")
-        return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+        return phones.request(
+            method, uri, host=HOST, port=via_port, branch=branch, lines=lines, body=body
+        )
 
+    @staticmethod
     def _response(
-        self, request: bytes, status: str, *, to_tag: str, contact: bool, body: bytes = b""
+        request: bytes, status: str, *, to_tag: str, contact: bool, body: bytes = b""
     ) -> bytes:
-        h = _headers(request)
-        lines = [f"SIP/2.0 {status}"]
-        lines += [f"Via: {v}" for v in h["via"]]
-        to = h["to"][0]
-        if ";tag=" not in to:
-            to += f";tag={to_tag}"
-        lines += [f"From: {h['from'][0]}", f"To: {to}", f"Call-ID: {h['call-id'][0]}"]
-        lines.append(f"CSeq: {h['cseq'][0]}")
-        if contact:
-            lines.append(f"Contact: <sip:{CALLEE}@{HOST}:{CALLEE_PEER.port}>")
-        if body:
-            lines.append("Content-Type: application/sdp")
-        lines.append(f"Content-Length: {len(body)}")
-        return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+        contact_uri = f"sip:{CALLEE}@{HOST}:{CALLEE_PEER.port}" if contact else None
+        return phones.response(request, status, to_tag=to_tag, contact=contact_uri, body=body)
 
     def _authorization(self, challenge: str, uri: str, method: str, user: str) -> str:
-        params = dict(_PARAM_RE.findall(challenge))
-        nonce, realm = params["nonce"], params["realm"]
-        ha2 = _md5(f"{method}:{uri}")
-        cnonce, nc = "0a4f113b", "00000001"
-        response = _md5(f"{self.ha1[user]}:{nonce}:{nc}:{cnonce}:auth:{ha2}")
-        return (
-            f'Digest username="{user}", realm="{realm}", nonce="{nonce}", uri="{uri}", '
-            f'response="{response}", algorithm=MD5, qop=auth, nc={nc}, cnonce="{cnonce}"'
+        return phones.authorization(
+            challenge, uri=uri, method=method, user=user, ha1=self.ha1[user]
         )
 
     async def register_callee(self) -> None:
@@ -205,17 +156,15 @@ class Bench:
             lines=[*common, "CSeq: 2 REGISTER", f"Authorization: {auth}"],
         )  # fmt: skip
         sent = await self.feed(second, CALLEE_PEER)
-        if not any(_first_line(d).startswith("SIP/2.0 200") for d, _ in sent):
-            raise RuntimeError(f"REGISTER failed: {[_first_line(d) for d, _ in sent]}")
+        if not any(first_line(d).startswith("SIP/2.0 200") for d, _ in sent):
+            raise RuntimeError(f"REGISTER failed: {[first_line(d) for d, _ in sent]}")
 
     @staticmethod
     def _challenge(sent: list[tuple[bytes, Peer]]) -> str:
         for data, _ in sent:
-            if _first_line(data).startswith("SIP/2.0 401"):
-                for value in _headers(data).get("www-authenticate", []):
-                    if "algorithm=MD5" in value:
-                        return value
-        raise RuntimeError(f"no MD5 challenge in {[_first_line(d) for d, _ in sent]}")
+            if phones.status_of(data) == 401 and (found := phones.md5_challenge(data)):
+                return found
+        raise RuntimeError(f"no MD5 challenge in {[first_line(d) for d, _ in sent]}")
 
     async def set_up(self, call: CallScript) -> None:
         uri = f"sip:{CALLEE}@{DOMAIN}"
@@ -232,7 +181,7 @@ class Bench:
         )
         sent = await self.feed(invite, CALLER_PEER)
         challenge = self._challenge(sent)
-        to_401 = next(_headers(d)["to"][0] for d, _ in sent if b" 401 " in d[:20])
+        to_401 = next(headers(d)["to"][0] for d, _ in sent if b" 401 " in d[:20])
         ack = self._request(
             "ACK", uri, via_port=port, branch=b1,
             lines=[common[0], f"To: {to_401}", common[2], "CSeq: 1 ACK"],
@@ -260,10 +209,10 @@ class Bench:
         ok = next((d for d, p in sent if p == CALLER_PEER and d.startswith(b"SIP/2.0 200")), None)
         if ok is None:
             raise RuntimeError(f"call {call.n}: no 200 to the caller: {sent}")
-        h = _headers(ok)
+        h = headers(ok)
         call.to_header = h["to"][0]
         call.contact = h["contact"][0].strip("<>")
-        call.callee_headers = _headers(callee_invite)
+        call.callee_headers = headers(callee_invite)
         ack = self._request(
             "ACK", call.contact, via_port=port, branch=f"z9hG4bKa-{call.n}",
             lines=[common[0], f"To: {call.to_header}", common[2], "CSeq: 2 ACK"],
