@@ -29,6 +29,7 @@ from rich.table import Table
 
 from minicc import __version__
 from minicc.bootstrap import StartupError
+from minicc.cli_callcenter import CALLCENTER_COMMANDS
 from minicc.config import ConfigError, env_var, load_serve_config, resolve_data_dir
 from minicc.store.control import ControlStore, normalize_domain, validate_tenant_name
 from minicc.store.database import StoreError
@@ -601,6 +602,12 @@ def cdr_export(
     except OSError as exc:
         raise CliError(f"cannot write {output}: {exc.strerror or exc}") from exc
     click.echo(f"wrote {len(records)} call records to {output}", err=True)
+
+
+# -- call center: queue, number, ivr, agent, vip (minicc/cli_callcenter.py) ----------------
+
+for _command in CALLCENTER_COMMANDS:
+    cli.add_command(_command)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
