@@ -188,14 +188,14 @@ def ensure_demo(
         StoreError: the tenant database or the logins file cannot be written.
     """
     if control.list_tenants():
-        _upgrade_demo(control)
+        _demo_callcenter(control)
         return None
     try:
         tenant = control.add_tenant(DEMO_TENANT, DEMO_DOMAIN)
     except StoreError:
         # Another process (a second `minicc serve`, a CLI command) won the first-run race.
         if control.get_tenant(DEMO_TENANT) is not None:
-            _upgrade_demo(control)
+            _demo_callcenter(control)
             return None
         raise
     logins = tuple(
@@ -206,7 +206,7 @@ def ensure_demo(
         for login in logins:
             store.add_extension(login.extension, login.password, tenant.domain, login.name)
     control.set_default_tenant(tenant.name)
-    ensure_demo_callcenter(control)
+    _demo_callcenter(control)
     info = DemoInfo(tenant=tenant.name, domain=tenant.domain, logins=logins)
     write_demo_logins(control.data_dir, info)
     logger.info("created demo tenant %s with %d extensions", tenant.name, len(logins))
@@ -280,9 +280,9 @@ def ensure_demo_callcenter(control: ControlStore) -> bool:
     return True
 
 
-def _upgrade_demo(control: ControlStore) -> None:
-    """A demo tenant from before the call center gets it; a failure must not stop the
-    server of a tenant that has run fine without it, so it is logged and retried next start."""
+def _demo_callcenter(control: ControlStore) -> None:
+    """The demo call center is a convenience: failing to make it must not keep the server
+    from starting (the switch works without it), so it is logged and retried next start."""
     try:
         ensure_demo_callcenter(control)
     except StoreError as exc:

@@ -712,3 +712,19 @@ def test_no_demo_tenant_no_call_center(tmp_path: Path) -> None:
         control.add_tenant("acme", "acme.example")
         assert ensure_demo(control) is None
         assert not ensure_demo_callcenter(control)
+
+
+def test_a_failed_demo_call_center_is_retried_and_never_stops_start_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr("minicc.bootstrap.DEMO_FLOW", "not_shipped")
+    with ControlStore(tmp_path) as control:
+        with caplog.at_level("WARNING", logger="minicc.bootstrap"):
+            assert ensure_demo(control) is not None  # the tenant and its logins are there
+        assert "cannot set up the demo call center" in caplog.text
+        assert "will retry" in caplog.text
+        assert not _demo_setup(control).numbers
+        monkeypatch.setattr("minicc.bootstrap.DEMO_FLOW", "demo_main")
+        assert ensure_demo(control) is None  # next start: the retry completes it
+        setup = _demo_setup(control)
+        assert list(setup.numbers) == ["8000"] and set(setup.queues) == {"sales", "support"}
