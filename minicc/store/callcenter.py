@@ -799,8 +799,20 @@ class CallCenterStore:
             filename=file,
         )
         stored_name = flow.name
+        named = _flow_references(text, file)[0]
 
         def upsert(conn: sqlite3.Connection) -> bool:
+            # The check above read a snapshot: a queue removed since then must not leave
+            # the live flow pointing at nothing.
+            for queue in sorted(named):
+                if conn.execute("SELECT 1 FROM queues WHERE name = ?", (queue,)).fetchone() is None:
+                    problem = FlowProblem(
+                        file=file,
+                        node=None,
+                        field=None,
+                        message=f'queue "{queue}" was just removed',
+                    )
+                    raise FlowError([problem])
             existed = conn.execute("SELECT 1 FROM ivr_flows WHERE name = ?", (stored_name,))
             replaced = existed.fetchone() is not None
             conn.execute(
