@@ -15,6 +15,7 @@ from minicc.config import ServeConfig
 from minicc.events import CallEnded
 from minicc.store.control import ControlStore
 from minicc.store.tenant import TenantStore
+from minicc.switch.control import CallObserver
 from minicc.switch.registrar import Binding as RegBinding
 from minicc.switch.sip.peer import Peer, Transport
 from minicc.switch.switch import Switch, SwitchSettings
@@ -100,7 +101,13 @@ def from_record(tenant: str, b: models.Binding) -> RegBinding:
 
 
 class Server:
-    def __init__(self, config: ServeConfig) -> None:
+    def __init__(self, config: ServeConfig, observer: CallObserver | None = None) -> None:
+        """Args:
+        config: the serve configuration.
+        observer: the call-center engine that routes calls and drives application calls
+            (``server.switch`` is its CallControl); it may also be set later with
+            ``server.switch.observer = ...``.
+        """
         self.config = config
         self.bus = EventBus()
         self.stores = Stores(control=ControlStore(config.data_dir))
@@ -124,6 +131,7 @@ class Server:
             persist_binding=self._persist_binding,
             forget_binding=self._forget_binding,
             should_record=lambda entry: entry.tenant.record_calls,
+            observer=observer,
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._http: object | None = None

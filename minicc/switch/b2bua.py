@@ -9,6 +9,10 @@ through the relay.
 The transaction layer below is sans-IO; the B2BUA is driven by its events through
 :meth:`B2BUA.handle` and answers by calling the layer. Every request it sends registers a
 continuation for its responses, which keeps re-INVITE and BYE relaying in one place.
+
+With a :class:`~minicc.switch.control.CallObserver` (the queue engine) every new call is
+routed by it first: to an extension (a call as above), refused, or answered by minicc for the
+engine to drive (:mod:`minicc.switch.appcalls`, built on the leg and dialog helpers here).
 """
 
 from __future__ import annotations
@@ -22,11 +26,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from minicc.bus import EventBus
 from minicc.events import CallAnswered, CallEnded, CallRinging, CallStarted, DtmfReceived
 from minicc.switch import sdp as sdplib
+from minicc.switch.control import CallObserver, Route, RouteKind
 from minicc.switch.media.relay import MediaEngine, MediaError, MediaSession
 from minicc.switch.sip.dialog import Dialog
 from minicc.switch.sip.errors import SipError
@@ -37,6 +42,9 @@ from minicc.switch.sip.transaction import TransactionLayer
 from minicc.switch.sip.uri import parse_uri, quote
 from minicc.tenants.directory import TenantEntry
 from minicc.tenants.models import CallRecord, Disposition, HangupSide
+
+if TYPE_CHECKING:
+    from minicc.switch.appcalls import AppCall
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +63,7 @@ class Side(Enum):
 class CallState(Enum):
     SETUP = "setup"  # media being allocated, no callee leg yet
     RINGING = "ringing"  # callee legs sent
-    ANSWERED = "answered"  # a callee answered, 200 sent to the caller
+    ANSWERED = "answered"  # a callee (or minicc, for an application call) answered the caller
     ENDED = "ended"
 
 
@@ -115,8 +123,13 @@ class Call:
     from_user: str
     from_display: str | None
     to_user: str
+    """The dialled number (Request-URI user): what the call record names as the callee."""
     started: datetime
     offer: sdplib.SessionDescription
+    target: str = ""
+    """The extension a plain call rings (the engine may route a number to another one)."""
+    app: AppCall | None = None
+    """Set for calls minicc answered itself for the engine (:mod:`~minicc.switch.appcalls`)."""
     state: CallState = CallState.SETUP
     forks: list[Leg] = field(default_factory=list)
     callee: Leg | None = None
@@ -145,7 +158,11 @@ class B2BUA:
         should_record: Callable[[TenantEntry], bool] = lambda _t: False,
         rng: random.Random | None = None,
         flush: Callable[[], None] = lambda: None,
+        observer: CallObserver | None = None,
     ) -> None:
+        # appcalls builds on this module (legs, dialogs, forking), hence imported here.
+        from minicc.switch.appcalls import AppCalls
+
         self._tx = tx
         self._media = media
         self._contacts = contacts
@@ -167,6 +184,8 @@ class B2BUA:
         self._pending: dict[object, Callable[[Response | None], None]] = {}
         self._forking: set[object] = set()
         self._ids = itertools.count(1)
+        self.app = AppCalls(self, observer)
+        """Application calls: what the engine drives through the CallControl methods."""
 
     # ----------------------------------------------------------------- public surface
 
@@ -176,6 +195,10 @@ class B2BUA:
 
     def calls(self) -> list[Call]:
         return list(self._calls.values())
+
+    def call(self, key: str) -> Call | None:
+        """A live call by its :attr:`Call.key`."""
+        return self._calls.get(key)
 
     def on_response(self, response: Response, key: object) -> None:
         handler = self._pending.get(key)
@@ -242,13 +265,17 @@ class B2BUA:
             warning = _warning(code, f"{negotiation.reason}: PCMU or PCMA required")
             self._reply(request, 488, extra=[warning])
             return
-        if to_user not in tenant.extensions:
+        call_key = f"{next(self._ids)}/{request.call_id}"
+        route = Route(kind=RouteKind.EXTENSION, extension=to_user)
+        if self.app.observer is not None:
+            route = self.app.route(call_key, tenant, request, caller_ext)
+        target = route.extension or to_user
+        if route.kind is RouteKind.EXTENSION and target not in tenant.extensions:
             self._reply(request, 404)
             return
-        targets = self._contacts.targets(tenant.name, to_user)
         from_ = request.from_
         call = Call(
-            key=f"{next(self._ids)}/{request.call_id}",
+            key=call_key,
             call_id=request.call_id,
             tenant=tenant,
             caller_invite=request,
@@ -260,6 +287,7 @@ class B2BUA:
             to_user=to_user,
             started=now_wall,
             offer=offer,
+            target=target,
         )
         self._calls[call.key] = call
         # The caller's early dialog (our To tag): a BYE on it must find the call.
@@ -273,6 +301,14 @@ class B2BUA:
                 callee=to_user,
             )
         )
+        if route.kind is RouteKind.REJECT:
+            self._reply(request, route.status, to_tag=call.to_tag)
+            self._finish(call, HangupSide.SYSTEM, route.status)
+            return
+        if route.kind is RouteKind.APPLICATION:
+            self.app.start(call, negotiation)
+            return
+        targets = self._contacts.targets(tenant.name, target)
         if not targets:
             # An existing extension with no phone online: a missed call, so it gets its record.
             self._reply(request, 480, to_tag=call.to_tag)
@@ -334,10 +370,11 @@ class B2BUA:
         """
         sent: list[object] = []
         for call in list(self._calls.values()):
+            # Still ringing: callee legs of a plain call, agent legs of an application call.
+            sent += [f.invite_key for f in call.forks if f.final_status is None]
             if call.state is CallState.ANSWERED:
                 sent += self._hangup(call, HangupSide.SYSTEM, cause=503)
             else:
-                sent += [f.invite_key for f in call.forks if f.final_status is None]
                 self._reply(
                     call.caller_invite,
                     503,
@@ -353,15 +390,20 @@ class B2BUA:
         call's :attr:`Call.key`), ``side`` its endpoint, ``a`` for the caller."""
         call = self._calls.get(call_id)
         if call is not None:
-            self._bus.publish(
-                DtmfReceived(
-                    tenant=call.tenant.name,
-                    call_id=call.call_id,
-                    side=Side.CALLER.value if side == "a" else Side.CALLEE.value,
-                    digit=digit,
-                    method="rfc4733",
-                )
+            self._dtmf(call, Side.CALLER if side == "a" else Side.CALLEE, digit, "rfc4733")
+
+    def _dtmf(self, call: Call, side: Side, digit: str, method: str) -> None:
+        self._bus.publish(
+            DtmfReceived(
+                tenant=call.tenant.name,
+                call_id=call.call_id,
+                side=side.value,
+                digit=digit,
+                method=method,
             )
+        )
+        if call.app is not None and side is Side.CALLER:
+            self.app.dtmf(call, digit)
 
     # ----------------------------------------------------------------- call setup
 
@@ -399,14 +441,24 @@ class B2BUA:
     def _ring(
         self, call: Call, targets: list[tuple[str, Peer]], offer: sdplib.SessionDescription
     ) -> None:
-        for contact_uri, peer in targets:
-            self._fork(call, contact_uri, peer, offer)
+        answers = self._on_fork_response
+        for uri, peer in targets:
+            self._fork(call, uri, peer, offer, to_user=call.target, on_response=answers)
         loop = asyncio.get_running_loop()
         call.ring_timer = loop.call_later(self._ring_timeout, self._ring_timeout_fired, call)
 
     def _fork(
-        self, call: Call, contact_uri: str, peer: Peer, offer: sdplib.SessionDescription
-    ) -> None:
+        self,
+        call: Call,
+        contact_uri: str,
+        peer: Peer,
+        offer: sdplib.SessionDescription,
+        *,
+        to_user: str,
+        on_response: Callable[[Call, Leg, Response | None], None],
+    ) -> Leg:
+        """INVITE one contact of ``to_user`` as a new callee leg; the phone sees the caller's
+        name and number. Its responses go to ``on_response(call, leg, response)``."""
         leg = Leg(side=Side.CALLEE, peer=peer, origin=sdplib.OriginState(), contact_uri=contact_uri)
         domain = call.tenant.realm
         from_ = call.caller_invite.from_
@@ -418,21 +470,20 @@ class B2BUA:
         mf = call.caller_invite.max_forwards
         headers.add("Max-Forwards", str(69 if mf is None else max(mf - 1, 0)))
         headers.add("From", f"{display}<sip:{call.from_user}@{domain}>;tag={self._new_tag()}")
-        headers.add("To", f"<sip:{call.to_user}@{domain}>")
+        headers.add("To", f"<sip:{to_user}@{domain}>")
         headers.add("Call-ID", f"{self._new_tag()}-{next(self._ids)}@minicc")
         headers.add("CSeq", "1 INVITE")
         headers.add("Contact", self._me.contact(peer.transport, call.from_user))
         headers.add("Allow", ALLOW)
         headers.add("User-Agent", self._me.user_agent)
         headers.add("Content-Type", "application/sdp")
-        body = leg.origin.stamp(offer).to_bytes()
+        body = leg.origin.stamp(offer.copy()).to_bytes()
         invite = Request(headers=headers, body=body, method="INVITE", uri=contact_uri)
         leg.invite = invite
-        leg.invite_key = self._send(
-            invite, peer, lambda r, leg=leg: self._on_fork_response(call, leg, r)
-        )
+        leg.invite_key = self._send(invite, peer, lambda r: on_response(call, leg, r))
         self._forking.add(leg.invite_key)
         call.forks.append(leg)
+        return leg
 
     def _on_fork_response(self, call: Call, leg: Leg, response: Response | None) -> None:
         status = 408 if response is None else response.status
@@ -488,31 +539,10 @@ class B2BUA:
         )
 
     def _on_fork_answered(self, call: Call, leg: Leg, response: Response) -> None:
-        assert leg.invite is not None
         if call.state is not CallState.RINGING or call.callee is not None:
-            # Another fork (or another 2xx of this one) answered after the winner, or after
-            # CANCEL: RFC 3261 §13.2.2.4 says ACK it, then BYE it.
-            extra = Leg(
-                side=Side.CALLEE,
-                peer=leg.peer,
-                origin=leg.origin,
-                dialog=Dialog.from_uac(leg.invite, response),
-            )
-            self._send_ack(extra, leg.invite.cseq.seq)
-            self._send_in_dialog(extra, "BYE")
+            self._ack_and_bye(leg, response)
             return
-        if leg.dialog is None or leg.dialog.remote_tag != response.to.tag:
-            if leg.dialog is not None:
-                self._dialogs.pop((leg.dialog.call_id, leg.dialog.local_tag), None)
-            leg.dialog = Dialog.from_uac(leg.invite, response)
-        else:
-            # The early dialog of a 1xx becomes confirmed; the 2xx's Contact and
-            # Record-Route replace what the 1xx said (RFC 3261 §12.1.2, §13.2.2.4).
-            leg.dialog.on_response(response)
-        leg.final_status = response.status
-        self._send_ack(leg, leg.invite.cseq.seq)
-        self._dialogs[(leg.dialog.call_id, leg.dialog.local_tag)] = (call, Side.CALLEE)
-        call.callee = leg
+        self._confirm_callee(call, leg, response)
         self._cancel_forks(call, except_leg=leg)
         if call.ring_timer is not None:
             call.ring_timer.cancel()
@@ -529,6 +559,40 @@ class B2BUA:
             self._send_in_dialog(leg, "BYE")
             self._finish(call, HangupSide.SYSTEM, 502)
             return
+        self._answer_caller(call, body, answered_by=leg.contact_uri)
+
+    def _ack_and_bye(self, leg: Leg, response: Response) -> None:
+        """A 2xx nobody wants: another fork (or another 2xx of this one) answered after the
+        winner, or after CANCEL. RFC 3261 §13.2.2.4 says ACK it, then BYE it."""
+        assert leg.invite is not None
+        extra = Leg(
+            side=Side.CALLEE,
+            peer=leg.peer,
+            origin=leg.origin,
+            dialog=Dialog.from_uac(leg.invite, response),
+        )
+        self._send_ack(extra, leg.invite.cseq.seq)
+        self._send_in_dialog(extra, "BYE")
+
+    def _confirm_callee(self, call: Call, leg: Leg, response: Response) -> None:
+        """The winning 2xx: confirm the leg's dialog, ACK it, make it the call's callee."""
+        assert leg.invite is not None
+        if leg.dialog is None or leg.dialog.remote_tag != response.to.tag:
+            if leg.dialog is not None:
+                self._dialogs.pop((leg.dialog.call_id, leg.dialog.local_tag), None)
+            leg.dialog = Dialog.from_uac(leg.invite, response)
+        else:
+            # The early dialog of a 1xx becomes confirmed; the 2xx's Contact and
+            # Record-Route replace what the 1xx said (RFC 3261 §12.1.2, §13.2.2.4).
+            leg.dialog.on_response(response)
+        leg.final_status = response.status
+        self._send_ack(leg, leg.invite.cseq.seq)
+        self._dialogs[(leg.dialog.call_id, leg.dialog.local_tag)] = (call, Side.CALLEE)
+        call.callee = leg
+
+    def _answer_caller(self, call: Call, body: bytes, *, answered_by: str) -> None:
+        """200 OK to the caller's INVITE with ``body``: the call is answered (and recorded if
+        the tenant records calls)."""
         call.state = CallState.ANSWERED
         call.answered = datetime.now(UTC)
         ok = make_response(
@@ -548,7 +612,7 @@ class B2BUA:
         self._tx.send_response(ok, self._clock())
         self._start_recording(call)
         self._bus.publish(
-            CallAnswered(tenant=call.tenant.name, call_id=call.call_id, answered_by=leg.contact_uri)
+            CallAnswered(tenant=call.tenant.name, call_id=call.call_id, answered_by=answered_by)
         )
 
     def _forget_forks(self, keys: list[object]) -> None:
@@ -574,7 +638,11 @@ class B2BUA:
         self._flush()
 
     def _cancel_forks(self, call: Call, except_leg: Leg | None = None) -> None:
-        for fork in call.forks:
+        self._cancel_legs(call.forks, except_leg)
+
+    def _cancel_legs(self, legs: list[Leg], except_leg: Leg | None = None) -> None:
+        """CANCEL every callee leg still ringing (RFC 3261 §9.1), but ``except_leg``."""
+        for fork in legs:
             if fork is not except_leg and fork.final_status is None:
                 fork.final_status = 487
                 self._tx.cancel(fork.invite_key, self._clock())
@@ -585,6 +653,9 @@ class B2BUA:
         """Hold, resume or a codec change: pass the offer through the relay to the other side."""
         other = call.leg(side.other)
         me = call.leg(side)
+        if call.app is not None and other is None and side is Side.CALLER:
+            self.app.answer_reinvite(call, request)  # no agent yet: minicc is the other end
+            return
         if other is None or other.dialog is None or me is None:
             self._reply(request, 491)
             return
@@ -645,15 +716,7 @@ class B2BUA:
             return
         digit = _info_digit(request.body)
         if digit is not None:
-            self._bus.publish(
-                DtmfReceived(
-                    tenant=call.tenant.name,
-                    call_id=call.call_id,
-                    side=side.value,
-                    digit=digit,
-                    method="info",
-                )
-            )
+            self._dtmf(call, side, digit, "info")
 
     def _hangup(
         self, call: Call, side: HangupSide, cause: int | None, skip: Side | None = None
@@ -677,6 +740,10 @@ class B2BUA:
         call.state = CallState.ENDED
         if call.ring_timer is not None:
             call.ring_timer.cancel()
+        if call.app is not None:
+            # Agent legs still ringing are cancelled, prompts cut, the engine told (before
+            # the media session below closes under the player).
+            self.app.finished(call, by_caller=side is HangupSide.CALLER)
         recording = None
         if call.media is not None:
             if call.recording is not None:

@@ -5,6 +5,13 @@ engine claims is answered by minicc itself (IVR, queue), after which the engine 
 through :class:`CallControl` (play prompts, ring an agent, bridge, hang up) and hears back
 through :class:`CallObserver`. Both run on the switch's event loop; observer methods must not
 block (they are called from inside SIP and RTP handling).
+
+Delivery (as the switch implements it, :mod:`minicc.switch.appcalls`): ``route`` is called
+while the INVITE is handled and must answer at once. Every other observer method is called
+on a later turn of the loop, in the order things happened, never from inside a
+:class:`CallControl` call, so the engine may call CallControl from any of them. Each ``play``
+ends in exactly one ``playback_done`` and each ``ring`` in exactly one ``ring_result``, also
+for a call already gone (ABORTED, CANCELLED) or a file that cannot be played (ABORTED).
 """
 
 from __future__ import annotations

@@ -3,6 +3,10 @@
 It follows aioquic's shape: bytes in (``on_data``), the transaction layer's events out
 (``_drain``), datagrams flushed to the transports, and one ``call_at`` timer armed for the
 earliest transaction deadline.
+
+The switch is also the :class:`~minicc.switch.control.CallControl` the queue engine drives
+(``play``, ``ring``, ``hangup``...), and takes the engine as its
+:class:`~minicc.switch.control.CallObserver`; see :mod:`minicc.switch.appcalls`.
 """
 
 from __future__ import annotations
@@ -12,13 +16,15 @@ import logging
 import secrets
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from minicc.bus import EventBus
 from minicc.events import AuthFailed, Registered, Unregistered
+from minicc.switch.appcalls import AppCalls
 from minicc.switch.b2bua import ALLOW, B2BUA, SwitchIdentity
+from minicc.switch.control import CallObserver
 from minicc.switch.media.relay import MediaEngine
 from minicc.switch.registrar import Binding, Registrar
 from minicc.switch.sip import transaction as txm
@@ -85,13 +91,27 @@ class Switch:
         persist_binding: Callable[[str, Binding], None] = lambda _t, _b: None,
         forget_binding: Callable[[str, Binding], None] = lambda _t, _b: None,
         should_record: Callable[[TenantEntry], bool] = lambda _t: False,
+        observer: CallObserver | None = None,
     ) -> None:
+        """Args:
+        settings: addresses, ports and timers.
+        directory: the tenants and their extensions.
+        bus: where calls, registrations and DTMF are published.
+        persist_binding: stores a registration (called on the loop; must not block).
+        forget_binding: removes a stored registration.
+        should_record: whether a tenant's calls are recorded.
+        observer: routes every new call and drives the calls routed to APPLICATION (the
+            queue engine); None keeps every call a plain extension-to-extension one. It can
+            also be set later through :attr:`observer`, e.g. once the engine is built with
+            this switch as its :class:`~minicc.switch.control.CallControl`.
+        """
         self.settings = settings
         self.directory = directory
         self.bus = bus
         self._persist_binding = persist_binding
         self._forget_binding = forget_binding
         self._should_record = should_record
+        self._observer = observer
         self.tx = txm.TransactionLayer()
         self.registrar = Registrar()
         self.digest = DigestServer(secrets.token_bytes(32))
@@ -136,6 +156,7 @@ class Switch:
             recordings_dir=s.recordings_dir,
             should_record=self._should_record,
             flush=self._flush,
+            observer=self._observer,
         )
         self._expiry_task = loop.create_task(self._expire_bindings())
 
@@ -191,6 +212,45 @@ class Switch:
             self._tls.close()
         if self.media is not None:
             await self.media.close()
+
+    # ----------------------------------------------------------------- call control
+
+    @property
+    def observer(self) -> CallObserver | None:
+        """The engine that routes new calls (see ``__init__``)."""
+        return self._observer
+
+    @observer.setter
+    def observer(self, observer: CallObserver | None) -> None:
+        self._observer = observer
+        if self.b2bua is not None:
+            self.b2bua.app.observer = observer
+
+    def play(self, key: str, files: Sequence[Path], *, loop: bool = False) -> int:
+        """:meth:`CallControl.play <minicc.switch.control.CallControl.play>`."""
+        return self._app.play(key, files, loop=loop)
+
+    def stop_playback(self, key: str) -> None:
+        """:meth:`CallControl.stop_playback <minicc.switch.control.CallControl.stop_playback>`."""
+        self._app.stop_playback(key)
+
+    def ring(self, key: str, extension: str, *, timeout: float) -> int:
+        """:meth:`CallControl.ring <minicc.switch.control.CallControl.ring>`."""
+        return self._app.ring(key, extension, timeout=timeout)
+
+    def cancel_ring(self, key: str, attempt: int) -> None:
+        """:meth:`CallControl.cancel_ring <minicc.switch.control.CallControl.cancel_ring>`."""
+        self._app.cancel_ring(key, attempt)
+
+    def hangup(self, key: str, *, status: int = 200) -> None:
+        """:meth:`CallControl.hangup <minicc.switch.control.CallControl.hangup>`."""
+        self._app.hangup(key, status=status)
+
+    @property
+    def _app(self) -> AppCalls:
+        if self.b2bua is None:
+            raise RuntimeError("the switch is not started: no call to control yet")
+        return self.b2bua.app
 
     def _unanswered(self, key: object) -> bool:
         """True while our client transaction ``key`` has had no final response."""
