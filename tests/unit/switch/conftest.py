@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.switch.harness import Harness, MakeSwitch, start_switch
+from tests.unit.switch.harness import FakeEngine, Harness, MakeSwitch, start_switch
 
 
 @pytest.fixture
@@ -29,3 +29,15 @@ async def make_switch() -> AsyncIterator[MakeSwitch]:
 async def sw(make_switch: MakeSwitch) -> Harness:
     """A switch with the default settings (ring timeout 5 s)."""
     return await make_switch()
+
+
+@pytest.fixture
+def engine() -> FakeEngine:
+    """The engine's part, recording what the switch tells it (``default_route`` routing)."""
+    return FakeEngine()
+
+
+@pytest.fixture
+async def asw(make_switch: MakeSwitch, engine: FakeEngine) -> Harness:
+    """A switch with ``engine`` as its observer (ring timeout 5 s)."""
+    return await make_switch(observer=engine)

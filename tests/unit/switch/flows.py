@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tests.unit.switch.harness import Harness
+from tests.unit.switch.harness import FakeEngine, Harness
 from tests.unit.switch.ua import (
     Address,
     IncomingCall,
@@ -87,3 +88,67 @@ async def answered_call(
         caller_sends_to=sdp_audio(ok.body),
         callee_sends_to=callee_sends_to,
     )
+
+
+@dataclass(slots=True, eq=False)
+class AppCaller:
+    """A call minicc answered itself (routed to APPLICATION): the caller's side of it."""
+
+    key: str
+    """The switch's key for the call (what the engine is told)."""
+    caller: SipUA
+    out: OutgoingCall
+    rtp: RtpPeer
+    sends_to: Address
+    """The relay address (endpoint ``a``) in minicc's 200 OK."""
+
+    @property
+    def dialog(self) -> UaDialog:
+        assert self.out.dialog is not None
+        return self.out.dialog
+
+
+async def app_call(
+    sw: Harness,
+    engine: FakeEngine,
+    caller: SipUA,
+    number: str = "8000",
+    *,
+    codecs: Sequence[tuple[int, str]] = ((0, "PCMU"), (8, "PCMA")),
+    telephone_event: int | None = 101,
+) -> AppCaller:
+    """``caller`` dials ``number``; minicc answers (200 with the relay's SDP, ACKed), and the
+    engine is told ``call_answered``."""
+    rtp = await sw.rtp()
+    offer = make_sdp(rtp.port, codecs=codecs, telephone_event=telephone_event)
+    out = await caller.call(f"sip:{number}@{caller.account.domain}", offer)
+    ok = await out.final()
+    assert ok.status == 200, ok
+    answered = await engine.wait("call_answered")
+    return AppCaller(key=answered.key, caller=caller, out=out, rtp=rtp, sends_to=sdp_audio(ok.body))
+
+
+@dataclass(slots=True, eq=False)
+class Agent:
+    """An agent's phone that answered an attempt: its dialog, RTP socket and relay address."""
+
+    inc: IncomingCall
+    rtp: RtpPeer
+    sends_to: Address
+    """The relay address (endpoint ``b``) in the INVITE the agent got."""
+
+    @property
+    def dialog(self) -> UaDialog:
+        assert self.inc.dialog is not None
+        return self.inc.dialog
+
+
+async def answer_agent(sw: Harness, phone: SipUA) -> Agent:
+    """The agent's phone rings (180) and answers with its own RTP socket; the ACK arrives."""
+    inc = await phone.incoming()
+    inc.ring()
+    rtp = await sw.rtp()
+    assert inc.invite.body
+    sends_to = sdp_audio(inc.invite.body)
+    await inc.answer(make_sdp(rtp.port, codecs=[(0, "PCMU")], session_id=9999))
+    return Agent(inc=inc, rtp=rtp, sends_to=sends_to)

@@ -17,6 +17,14 @@ from typing import Any, TypeVar
 
 from minicc.bus import EventBus
 from minicc.events import Event
+from minicc.switch.control import (
+    CallObserver,
+    IncomingCall,
+    PlaybackOutcome,
+    RingResult,
+    Route,
+    RouteKind,
+)
 from minicc.switch.sip.auth import DigestAlgorithm, compute_ha1
 from minicc.switch.sip.peer import Transport
 from minicc.switch.switch import Switch, SwitchSettings
@@ -173,8 +181,9 @@ class Harness:
 MakeSwitch = Callable[..., Awaitable[Harness]]
 
 
-async def start_switch(**overrides: Any) -> Harness:
-    """A started switch with the test tenants; ``overrides`` go to :class:`SwitchSettings`."""
+async def start_switch(*, observer: CallObserver | None = None, **overrides: Any) -> Harness:
+    """A started switch with the test tenants; ``overrides`` go to :class:`SwitchSettings`,
+    ``observer`` (the engine's part) to the switch."""
     settings = {
         "bind": HOST,
         "advertised_host": HOST,
@@ -186,6 +195,91 @@ async def start_switch(**overrides: Any) -> Harness:
     }
     bus = EventBus()
     events = EventLog(bus)
-    switch = Switch(SwitchSettings(**settings), build_directory(), bus)
+    switch = Switch(SwitchSettings(**settings), build_directory(), bus, observer=observer)
     await switch.start()
     return Harness(switch=switch, events=events)
+
+
+# ----------------------------------------------------------------------------- the engine's part
+
+
+@dataclass(frozen=True, slots=True)
+class Told:
+    """One observer callback: its name, the call key and the other arguments."""
+
+    method: str
+    key: str
+    args: tuple[Any, ...]
+
+
+def default_route(call: IncomingCall) -> Route:
+    """``8xxx`` numbers are minicc's own (IVR, queues), extensions ring, the rest is 404."""
+    if call.number.startswith("8"):
+        return Route(kind=RouteKind.APPLICATION)
+    if call.number.startswith("1"):
+        return Route(kind=RouteKind.EXTENSION, extension=call.number)
+    return Route(kind=RouteKind.REJECT, status=404)
+
+
+class FakeEngine:
+    """A test double of the queue engine: routes with ``router`` and records every callback,
+    with bounded waits for the next one. The tests drive the switch's CallControl."""
+
+    def __init__(self, router: Callable[[IncomingCall], Route] = default_route) -> None:
+        self.router = router
+        self.incoming: list[IncomingCall] = []
+        self.told: list[Told] = []
+        self._inbox: asyncio.Queue[Told] = asyncio.Queue()
+        self._backlog: list[Told] = []
+
+    def _record(self, method: str, key: str, *args: Any) -> None:
+        told = Told(method, key, args)
+        self.told.append(told)
+        self._inbox.put_nowait(told)
+
+    # -- CallObserver -----------------------------------------------------------------------
+
+    def route(self, call: IncomingCall) -> Route:
+        self.incoming.append(call)
+        return self.router(call)
+
+    def call_answered(self, key: str) -> None:
+        self._record("call_answered", key)
+
+    def dtmf(self, key: str, digit: str) -> None:
+        self._record("dtmf", key, digit)
+
+    def playback_done(self, key: str, playback: int, outcome: PlaybackOutcome) -> None:
+        self._record("playback_done", key, playback, outcome)
+
+    def ring_result(self, key: str, attempt: int, result: RingResult) -> None:
+        self._record("ring_result", key, attempt, result)
+
+    def call_ended(self, key: str, by_caller: bool) -> None:
+        self._record("call_ended", key, by_caller)
+
+    # -- for the tests ----------------------------------------------------------------------
+
+    def of(self, method: str, key: str | None = None) -> list[Told]:
+        return [t for t in self.told if t.method == method and key in (None, t.key)]
+
+    async def wait(self, method: str, key: str | None = None, *, timeout: float = TIMEOUT) -> Told:
+        """The next callback ``method`` (for ``key``) not yet waited for; others are kept."""
+
+        def match(t: Told) -> bool:
+            return t.method == method and key in (None, t.key)
+
+        for i, told in enumerate(self._backlog):
+            if match(told):
+                return self._backlog.pop(i)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            try:
+                told = await asyncio.wait_for(self._inbox.get(), max(deadline - loop.time(), 0))
+            except TimeoutError:
+                seen = [f"{t.method}{t.args}" for t in self.told]
+                raise AssertionError(f"no {method} within {timeout}s; told {seen}") from None
+            if match(told):
+                return told
+            self._backlog.append(told)
