@@ -282,15 +282,12 @@ class AppCalls:
             codecs=(app.codec,),  # the relay does not transcode: the agent must match
             telephone_event_pt=app.telephone_event,
         )
-        for contact_uri, peer in targets:
-            leg = b2bua._fork(
-                call,
-                contact_uri,
-                peer,
-                offer,
-                to_user=extension,
-                on_response=lambda c, lg, r, a=attempt: self._on_agent_response(c, a, lg, r),
-            )
+
+        def on_response(owner: Call, leg: Leg, response: Response | None) -> None:
+            self._on_agent_response(owner, attempt, leg, response)
+
+        for uri, peer in targets:
+            leg = b2bua._fork(call, uri, peer, offer, to_user=extension, on_response=on_response)
             attempt.legs.append(leg)
         app.attempts[attempt_id] = attempt
         loop = asyncio.get_running_loop()
