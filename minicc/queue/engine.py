@@ -105,6 +105,8 @@ class CallCenter:
         self._rng = rng or random.Random()
         self._loop = loop
         self._engines: dict[str, TenantEngine] = {}
+        self._owners: dict[str, str] = {}
+        """Call key -> tenant, for the calls seen so far."""
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._watch: asyncio.Task[None] | None = None
@@ -254,9 +256,15 @@ class CallCenter:
     # -- CallObserver -------------------------------------------------------------------------
 
     def _owner(self, key: str) -> TenantEngine | None:
-        for engine in self._engines.values():
+        tenant = self._owners.get(key)
+        engine = self._engines.get(tenant) if tenant is not None else None
+        if engine is not None and engine.owns(key):
+            return engine
+        for engine in self._engines.values():  # originated calls are learnt on first sight
             if engine.owns(key):
+                self._owners[key] = engine.tenant
                 return engine
+        self._owners.pop(key, None)
         return None
 
     def _failed(self, key: str) -> None:
@@ -272,10 +280,13 @@ class CallCenter:
         if engine is None:  # no call center for this tenant: a plain PBX call
             return Route(kind=RouteKind.EXTENSION, extension=call.number)
         try:
-            return engine.route(call)
+            route = engine.route(call)
         except Exception:
             log.exception("call %s: routing failed", call.key)
             return Route(kind=RouteKind.REJECT, status=500)
+        if route.kind is RouteKind.APPLICATION:
+            self._owners[call.key] = call.tenant
+        return route
 
     def call_answered(self, key: str) -> None:
         engine = self._owner(key)
@@ -320,6 +331,7 @@ class CallCenter:
                 engine.call_ended(key, by_caller, self._now())
             except Exception:
                 log.exception("call %s: end handling failed", key)
+            self._owners.pop(key, None)
             self._rearm()
 
     def originate_result(self, key: str, leg: OriginateLeg, result: RingResult) -> None:
