@@ -13,6 +13,11 @@ from dataclasses import dataclass, field
 from minicc.bus import EventBus
 from minicc.config import ServeConfig
 from minicc.events import CallEnded
+from minicc.queue.agents import AgentState
+from minicc.queue.engine import CallbackOutcome, CallCenter
+from minicc.queue.prompts import ClipCache, PromptCatalogue
+from minicc.queue.setup import AgentSetting, CallCenterSetup, PendingCallback
+from minicc.store.callcenter import CallCenterStore, tenant_prompts_dir
 from minicc.store.control import ControlStore
 from minicc.store.tenant import TenantStore
 from minicc.switch.control import CallObserver
@@ -27,6 +32,10 @@ log = logging.getLogger(__name__)
 # How often the server looks for changes the CLI made to the databases (PRAGMA
 # data_version is one cheap read per database, run in a thread).
 REFRESH_INTERVAL = 1.0
+# How often the queue engine's live statistics are saved for `minicc queue stats`.
+STATS_INTERVAL = 5.0
+# The longest the loop waits for a callback row id (a rare, caller-initiated write).
+CALLBACK_WRITE_TIMEOUT = 2.0
 
 
 @dataclass(slots=True)
@@ -36,9 +45,13 @@ class Stores:
     control: ControlStore
     tenants: dict[str, TenantStore] = field(default_factory=dict)
     versions: dict[str, int] = field(default_factory=dict)
+    callcenters: dict[str, CallCenterStore] = field(default_factory=dict)
 
     def tenant(self, name: str) -> TenantStore | None:
         return self.tenants.get(name)
+
+    def callcenter(self, name: str) -> CallCenterStore | None:
+        return self.callcenters.get(name)
 
     def close(self) -> None:
         for store in self.tenants.values():
@@ -46,9 +59,21 @@ class Stores:
         self.control.close()
 
 
-def _load_snapshot(stores: Stores) -> tuple[list[tuple[models.Tenant, dict]], str | None, bool]:
-    """Read tenants and extensions (runs in a worker thread). Returns also whether anything
-    changed since the last snapshot, so the loop only swaps when it must."""
+@dataclass(slots=True)
+class Snapshot:
+    """What one refresh read from the databases (in a worker thread)."""
+
+    tenants: list[tuple[models.Tenant, dict[str, models.Extension]]]
+    default: str | None
+    changed: bool
+    """Tenants or extensions changed: the directory must be swapped."""
+    setups: dict[str, CallCenterSetup]
+    """Call-center setups of the tenants whose database changed."""
+
+
+def _load_snapshot(stores: Stores) -> Snapshot:
+    """Read tenants, extensions and, for tenants whose database changed, their call-center
+    setup. Runs in a worker thread, never on the loop."""
     changed = False
     version = stores.control.data_version()
     if stores.versions.get("") != version:
@@ -56,19 +81,29 @@ def _load_snapshot(stores: Stores) -> tuple[list[tuple[models.Tenant, dict]], st
         changed = True
     tenants = stores.control.list_tenants()
     result = []
+    setups: dict[str, CallCenterSetup] = {}
     for tenant in tenants:
         store = stores.tenants.get(tenant.name)
         if store is None:
             store = stores.control.open_tenant(tenant)
             stores.tenants[tenant.name] = store
+            stores.callcenters[tenant.name] = CallCenterStore(store)
             changed = True
         tv = store.data_version()
         if stores.versions.get(tenant.name) != tv:
             stores.versions[tenant.name] = tv
             changed = True
+            setups[tenant.name] = stores.callcenters[tenant.name].setup()
         result.append((tenant, store.all_extensions()))
     default = stores.control.default_tenant()
-    return result, (default.name if default else None), changed
+    return Snapshot(result, default.name if default else None, changed, setups)
+
+
+_AGENT_STATES = {
+    "available": AgentState.AVAILABLE,
+    "paused": AgentState.PAUSED,
+    "logged-out": AgentState.LOGGED_OUT,
+}
 
 
 def to_record(tenant: str, b: RegBinding) -> models.Binding:
@@ -136,10 +171,28 @@ class Server:
         self._tasks: list[asyncio.Task[None]] = []
         self._http: object | None = None
         self.started = time.time()
+        self.callcenter: CallCenter | None = None
+        if observer is None:
+            clips = ClipCache()
+            self.callcenter = CallCenter(
+                self.switch,
+                bus=self.bus,
+                persist_callback=self._persist_callback,
+                persist_agent=self._persist_agent,
+                catalogue_for=lambda tenant: PromptCatalogue(
+                    tenant_prompts_dir(config.data_dir, tenant), cache=clips
+                ),
+                is_extension=self._is_extension,
+            )
+            self.switch.observer = self.callcenter
+        self._setups: dict[str, CallCenterSetup] = {}
+        self._directory: tuple[object, str | None] = ([], None)
 
     async def start(self) -> None:
-        snapshot, default, _ = await asyncio.to_thread(_load_snapshot, self.stores)
-        self.directory.replace(snapshot, default)
+        snapshot = await asyncio.to_thread(_load_snapshot, self.stores)
+        self._directory = (snapshot.tenants, snapshot.default)
+        self.directory.replace(snapshot.tenants, snapshot.default)
+        self._apply_setups(snapshot.setups)
         now = time.time()
         for name, store in self.stores.tenants.items():
             records = await asyncio.to_thread(store.load_bindings, now)
@@ -148,6 +201,9 @@ class Server:
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._write_cdrs(cdrs)))
         self._tasks.append(loop.create_task(self._refresh_directory()))
+        if self.callcenter is not None:
+            self._tasks.append(self.callcenter.watch_registrations(self.bus))
+            self._tasks.append(loop.create_task(self._save_stats()))
         # HTTP first, SIP last: once SIP answers, everything is up (tests and load balancers
         # probe SIP OPTIONS).
         await self._start_http()
@@ -155,6 +211,8 @@ class Server:
 
     async def stop(self) -> None:
         await self.switch.stop()
+        if self.callcenter is not None:
+            self.callcenter.close()
         # Let the CDR writer take what the hang-ups just published.
         await asyncio.sleep(0)
         for task in self._tasks:
@@ -190,13 +248,107 @@ class Server:
         while True:
             await asyncio.sleep(REFRESH_INTERVAL)
             try:
-                snapshot, default, changed = await asyncio.to_thread(_load_snapshot, self.stores)
+                snapshot = await asyncio.to_thread(_load_snapshot, self.stores)
             except Exception:
                 log.exception("could not reload tenants")
                 continue
-            if changed:
-                self.directory.replace(snapshot, default)
-                log.info("tenant directory reloaded (%d tenants)", len(snapshot))
+            # A tenant database also changes for the engine's own writes (statistics, agent
+            # states): swap the directory only when tenants or extensions really changed.
+            if snapshot.changed and (snapshot.tenants, snapshot.default) != self._directory:
+                self._directory = (snapshot.tenants, snapshot.default)
+                self.directory.replace(snapshot.tenants, snapshot.default)
+                log.info("tenant directory reloaded (%d tenants)", len(snapshot.tenants))
+            self._apply_setups(snapshot.setups)
+
+    # ----------------------------------------------------------------- call center
+
+    def _apply_setups(self, setups: dict[str, CallCenterSetup]) -> None:
+        """Hand changed call-center setups to the engine; agent states set from outside
+        (``minicc agent set-state``) are applied to the live board."""
+        if self.callcenter is None:
+            return
+        for tenant, setup in setups.items():
+            previous = self._setups.get(tenant)
+            if setup == previous:
+                continue  # only the engine's own writes (stats, its state) changed the file
+            self._setups[tenant] = setup
+            try:
+                engine = self.callcenter.load(setup)
+            except Exception:
+                log.exception("tenant %s: call center not loaded", tenant)
+                continue
+            if previous is None:
+                continue
+            for ext, setting in setup.agents.items():
+                if previous.agents.get(ext) == setting or ext not in engine.board:
+                    continue
+                live = engine.board[ext]
+                wanted = _AGENT_STATES.get(setting.state)
+                if wanted is None or (live.state is wanted and live.pause_reason == setting.reason):
+                    continue
+                if wanted is AgentState.AVAILABLE and live.state not in (
+                    AgentState.PAUSED,
+                    AgentState.LOGGED_OUT,
+                ):
+                    continue  # busy agents become available by themselves
+                try:
+                    self.callcenter.set_agent_state(tenant, ext, wanted, reason=setting.reason)
+                except Exception as exc:
+                    log.warning(
+                        "tenant %s: agent %s not set %s: %s", tenant, ext, setting.state, exc
+                    )
+
+    def _is_extension(self, tenant: str, number: str) -> bool:
+        entry = self.directory.get(tenant)
+        return entry is not None and number in entry.extensions
+
+    def _persist_agent(self, tenant: str, setting: AgentSetting) -> None:
+        store = self.stores.callcenter(tenant)
+        if store is not None:
+            store.submit_agent_state(setting.extension, setting.state, setting.reason)
+
+    def _persist_callback(
+        self, tenant: str, pending: PendingCallback, outcome: CallbackOutcome | None
+    ) -> int:
+        store = self.stores.callcenter(tenant)
+        if store is None:
+            return 0
+        if outcome is not None:
+            status = "done" if outcome is CallbackOutcome.CONNECTED else "failed"
+            store.update_callback(
+                pending.id, status=status, attempts=pending.attempts, result=outcome.value
+            )
+            return pending.id
+        if pending.id:
+            store.update_callback(pending.id, attempts=pending.attempts)
+            return pending.id
+        # The row id names the callback from here on, so this one write is awaited; it is
+        # rare (a caller pressed 1) and short (one INSERT on the writer thread).
+        future = store.add_callback(
+            pending.queue,
+            pending.number,
+            joined_at=pending.joined_at,
+            name=pending.name,
+            priority=pending.priority,
+        )
+        try:
+            return future.result(timeout=CALLBACK_WRITE_TIMEOUT).id
+        except Exception:
+            log.exception("tenant %s: callback for %s not stored", tenant, pending.number)
+            return 0
+
+    async def _save_stats(self) -> None:
+        assert self.callcenter is not None
+        while True:
+            await asyncio.sleep(STATS_INTERVAL)
+            for tenant in list(self._setups):
+                store = self.stores.callcenter(tenant)
+                try:
+                    snapshot = self.callcenter.stats_snapshot(tenant)
+                except KeyError:
+                    continue
+                if store is not None:
+                    store.save_stats_snapshot(snapshot, taken_at=time.time())
 
     def _persist_binding(self, tenant: str, binding: RegBinding) -> None:
         store = self.stores.tenant(tenant)
