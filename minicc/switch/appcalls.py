@@ -15,6 +15,11 @@ endpoint ``a`` in the caller's own codec (RFC 3264 §6.1) and tells the engine
   two-party call of the B2BUA (re-INVITE, INFO, BYE from either side).
 - ``hangup``: BYE (or a final status before the answer).
 
+The ringing itself (:meth:`AppCalls.dial`: one leg per contact, first usable 2xx wins, a
+timeout, exactly one end) is shared with the calls minicc places agent first
+(:mod:`minicc.switch.originate`), which only decide differently what an answer and an end
+mean.
+
 Every ``play`` ends in exactly one ``playback_done`` and every ``ring`` in exactly one
 ``ring_result``. Observer calls other than ``route`` are delivered with ``loop.call_soon``
 in the order they happened, so the engine is never re-entered from inside one of its own
@@ -28,7 +33,7 @@ import asyncio
 import itertools
 import logging
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -57,6 +62,7 @@ from minicc.switch.media.player import Clip, MediaPlayer, Playback, PlaybackDone
 from minicc.switch.media.relay import MediaError
 from minicc.switch.media.wav import WavError
 from minicc.switch.sip.message import Request, Response, make_response
+from minicc.switch.sip.peer import Peer
 from minicc.tenants.directory import TenantEntry
 from minicc.tenants.models import HangupSide
 
@@ -70,12 +76,21 @@ Codec = Literal["PCMU", "PCMA"]
 _CLIP_CACHE_ENTRIES = 512
 
 
+AttemptAnswered = Callable[[Call, "Attempt", Leg, Response, sdplib.SessionDescription], None]
+"""``(call, attempt, leg, 2xx, its SDP)``: the first phone of an attempt answered with an
+address to send media to. The attempt is still open: the callee ends it (ANSWERED)."""
+AttemptEnded = Callable[[Call, "Attempt", RingResult], None]
+"""``(call, attempt, result)``: the attempt is over; called exactly once."""
+
+
 @dataclass(slots=True, eq=False)
 class Attempt:
-    """One :meth:`AppCalls.ring`: a callee leg per registered contact of ``extension``."""
+    """One :meth:`AppCalls.dial`: a callee leg per registered contact of ``extension``."""
 
     id: int
     extension: str
+    answered: AttemptAnswered
+    ended: AttemptEnded
     legs: list[Leg] = field(default_factory=list)
     timer: asyncio.TimerHandle | None = None
     done: bool = False
@@ -274,7 +289,6 @@ class AppCalls:
             # Always reported on a later turn of the loop, never from inside ring() itself.
             self._tell_soon(key, "ring_result", attempt_id, RingResult.UNAVAILABLE)
             return attempt_id
-        attempt = Attempt(id=attempt_id, extension=extension)
         offer = sdplib.build_offer(
             b2bua._me.host,
             media.b.local_port,
@@ -282,18 +296,73 @@ class AppCalls:
             codecs=(app.codec,),  # the relay does not transcode: the agent must match
             telephone_event_pt=app.telephone_event,
         )
+        attempt = self.dial(
+            call,
+            extension,
+            targets,
+            offer,
+            timeout=timeout,
+            answered=self._bridge,
+            ended=self._report_ring,
+            attempt_id=attempt_id,
+        )
+        app.attempts[attempt_id] = attempt
+        b2bua._flush()
+        return attempt_id
+
+    def dial(
+        self,
+        call: Call,
+        extension: str,
+        targets: Sequence[tuple[str, Peer]],
+        offer: sdplib.SessionDescription,
+        *,
+        timeout: float,
+        answered: AttemptAnswered,
+        ended: AttemptEnded,
+        caller: tuple[str, str | None] | None = None,
+        attempt_id: int | None = None,
+    ) -> Attempt:
+        """Ring ``targets`` (the registered contacts of ``extension``) as one attempt.
+
+        Each contact gets its own callee leg INVITEd with ``offer`` (RFC 3261 §16.7
+        semantics: the first 2xx wins, the others are cancelled). The messages are queued,
+        not flushed: the caller flushes once it is done.
+
+        Args:
+            call: the call the legs belong to.
+            extension: who is rung (the To of every leg).
+            targets: (Contact URI, Peer) per device; at least one.
+            offer: the SDP every leg is offered (stamped with each leg's own origin).
+            timeout: seconds before the attempt ends NO_ANSWER and its legs are cancelled.
+            answered: the first answer with usable SDP (see :data:`AttemptAnswered`).
+            ended: the attempt's one end (see :data:`AttemptEnded`).
+            caller: the From user (escaped) and display name the phones see; by default
+                the call's caller.
+            attempt_id: the id to use, when the caller allocated one already.
+
+        Returns:
+            The attempt, ringing.
+        """
+        attempt = Attempt(
+            id=next(self._ids) if attempt_id is None else attempt_id,
+            extension=extension,
+            answered=answered,
+            ended=ended,
+        )
 
         def on_response(owner: Call, leg: Leg, response: Response | None) -> None:
             self._on_agent_response(owner, attempt, leg, response)
 
+        b2bua = self._b2bua
         for uri, peer in targets:
-            leg = b2bua._fork(call, uri, peer, offer, to_user=extension, on_response=on_response)
+            leg = b2bua._fork(
+                call, uri, peer, offer, to_user=extension, on_response=on_response, caller=caller
+            )
             attempt.legs.append(leg)
-        app.attempts[attempt_id] = attempt
         loop = asyncio.get_running_loop()
         attempt.timer = loop.call_later(timeout, self._ring_timeout, call, attempt, timeout)
-        b2bua._flush()
-        return attempt_id
+        return attempt
 
     def cancel_ring(self, key: str, attempt: int) -> None:
         """Withdraw an attempt still ringing (CANCELLED); a finished one is left alone."""
@@ -307,11 +376,17 @@ class AppCalls:
 
     def hangup(self, key: str, *, status: int = 200) -> None:
         """End the call: BYE to the caller and the agent (a final ``status``, at least 300,
-        to a caller not answered yet). The call record says the system hung up."""
+        to a caller not answered yet). The call record says the system hung up. An
+        originated call is withdrawn at whatever stage it is
+        (:meth:`Originator.hangup <minicc.switch.originate.Originator.hangup>`)."""
         call = self._live(key, "hangup")
         if call is None:
             return
         b2bua = self._b2bua
+        if call.outbound is not None:
+            b2bua.originator.hangup(call, status=status)
+            b2bua._flush()
+            return
         cause = None if status < 300 else status
         if call.caller.dialog is not None:
             b2bua._hangup(call, HangupSide.SYSTEM, cause=cause)
@@ -374,7 +449,7 @@ class AppCalls:
             if call.state is CallState.ENDED or attempt.done or call.callee is not None:
                 self._b2bua._ack_and_bye(leg, response)  # lost the race, or too late
             else:
-                self._bridge(call, attempt, leg, response)
+                self._first_answer(call, attempt, leg, response)
             return
         leg.final_status = status
         if attempt.done or call.state is CallState.ENDED:
@@ -386,20 +461,33 @@ class AppCalls:
             statuses = [other.final_status or 500 for other in attempt.legs]
             self._end_attempt(call, attempt, _ring_result(_best_final(statuses)))
 
-    def _bridge(self, call: Call, attempt: Attempt, leg: Leg, response: Response) -> None:
-        b2bua, app, media = self._b2bua, call.app, call.media
-        assert app is not None and media is not None
+    def _first_answer(self, call: Call, attempt: Attempt, leg: Leg, response: Response) -> None:
+        """A 2xx from a leg of an open attempt: the attempt's winner if its SDP says where
+        to send media, else that phone failed and the attempt's others ring on."""
         try:
             answer = sdplib.parse_sdp(response.body) if response.body else None
         except sdplib.SdpError as exc:
-            log.warning("%s: agent %s sent bad SDP: %s", call.key, attempt.extension, exc)
+            log.warning("%s: %s sent bad SDP: %s", call.key, attempt.extension, exc)
             answer = None
         if answer is None or sdplib.media_address(answer) is None:
-            b2bua._ack_and_bye(leg, response)
-            leg.final_status = 502  # this phone failed; the attempt's others ring on
+            self._b2bua._ack_and_bye(leg, response)
+            leg.final_status = 502
             if all(other.final_status for other in attempt.legs):
                 self._end_attempt(call, attempt, RingResult.FAILED)
             return
+        attempt.answered(call, attempt, leg, response, answer)
+
+    def _bridge(
+        self,
+        call: Call,
+        attempt: Attempt,
+        leg: Leg,
+        response: Response,
+        answer: sdplib.SessionDescription,
+    ) -> None:
+        """A ring() attempt's winner: it becomes the application call's callee."""
+        b2bua, app, media = self._b2bua, call.app, call.media
+        assert app is not None and media is not None
         b2bua._confirm_callee(call, leg, response)
         # The announcement is cut before the agent is heard (its playback_done first).
         self.player.stop(media, "a", reason="agent answered")
@@ -414,12 +502,13 @@ class AppCalls:
     def _ring_timeout(self, call: Call, attempt: Attempt, timeout: float) -> None:
         if attempt.done:
             return
-        log.info("%s: agent %s: no answer after %.1f s", call.key, attempt.extension, timeout)
+        log.info("%s: %s: no answer after %.1f s", call.key, attempt.extension, timeout)
         self._end_attempt(call, attempt, RingResult.NO_ANSWER)
         self._b2bua._flush()
 
     def _end_attempt(self, call: Call, attempt: Attempt, result: RingResult) -> None:
-        """Close an attempt once: cancel its legs still ringing and report ``result``."""
+        """Close an attempt once: cancel its legs still ringing and hand ``result`` to the
+        attempt's ``ended``."""
         if attempt.done:
             return
         attempt.done = True
@@ -428,6 +517,10 @@ class AppCalls:
         self._b2bua._cancel_legs(attempt.legs)
         if call.app is not None:
             call.app.attempts.pop(attempt.id, None)
+        attempt.ended(call, attempt, result)
+
+    def _report_ring(self, call: Call, attempt: Attempt, result: RingResult) -> None:
+        """A ring() attempt's end: what the engine hears as ``ring_result``."""
         self._tell_soon(call.key, "ring_result", attempt.id, result)
 
     # ----------------------------------------------------------------- the observer

@@ -13,6 +13,8 @@ continuation for its responses, which keeps re-INVITE and BYE relaying in one pl
 With a :class:`~minicc.switch.control.CallObserver` (the queue engine) every new call is
 routed by it first: to an extension (a call as above), refused, or answered by minicc for the
 engine to drive (:mod:`minicc.switch.appcalls`, built on the leg and dialog helpers here).
+The engine may also have minicc place a call itself, agent first (a callback,
+:mod:`minicc.switch.originate`): then both legs are INVITEs minicc sent.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from minicc.tenants.models import CallRecord, Disposition, HangupSide
 
 if TYPE_CHECKING:
     from minicc.switch.appcalls import AppCall
+    from minicc.switch.originate import Outbound
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +133,9 @@ class Call:
     """The extension a plain call rings (the engine may route a number to another one)."""
     app: AppCall | None = None
     """Set for calls minicc answered itself for the engine (:mod:`~minicc.switch.appcalls`)."""
+    outbound: Outbound | None = None
+    """Set for calls minicc places itself, agent first (:mod:`~minicc.switch.originate`):
+    the caller leg is then the agent's phone, which minicc INVITEd too."""
     state: CallState = CallState.SETUP
     forks: list[Leg] = field(default_factory=list)
     callee: Leg | None = None
@@ -160,8 +166,10 @@ class B2BUA:
         flush: Callable[[], None] = lambda: None,
         observer: CallObserver | None = None,
     ) -> None:
-        # appcalls builds on this module (legs, dialogs, forking), hence imported here.
+        # appcalls and originate build on this module (legs, dialogs, forking), hence
+        # imported here.
         from minicc.switch.appcalls import AppCalls
+        from minicc.switch.originate import Originator
 
         self._tx = tx
         self._media = media
@@ -186,6 +194,8 @@ class B2BUA:
         self._ids = itertools.count(1)
         self.app = AppCalls(self, observer)
         """Application calls: what the engine drives through the CallControl methods."""
+        self.originator = Originator(self, self.app)
+        """Calls minicc places itself (CallControl.originate)."""
 
     # ----------------------------------------------------------------- public surface
 
@@ -372,7 +382,9 @@ class B2BUA:
         for call in list(self._calls.values()):
             # Still ringing: callee legs of a plain call, agent legs of an application call.
             sent += [f.invite_key for f in call.forks if f.final_status is None]
-            if call.state is CallState.ANSWERED:
+            if call.state is CallState.ANSWERED or call.outbound is not None:
+                # An originated call has no INVITE of anyone's to refuse: its answered legs
+                # get BYE, the ringing ones CANCEL (when it finishes).
                 sent += self._hangup(call, HangupSide.SYSTEM, cause=503)
             else:
                 self._reply(
@@ -456,24 +468,26 @@ class B2BUA:
         *,
         to_user: str,
         on_response: Callable[[Call, Leg, Response | None], None],
+        caller: tuple[str, str | None] | None = None,
     ) -> Leg:
         """INVITE one contact of ``to_user`` as a new callee leg; the phone sees the caller's
-        name and number. Its responses go to ``on_response(call, leg, response)``."""
+        name and number, or ``caller`` (a URI user part, escaped, and a display name) when
+        given. Its responses go to ``on_response(call, leg, response)``."""
         leg = Leg(side=Side.CALLEE, peer=peer, origin=sdplib.OriginState(), contact_uri=contact_uri)
         domain = call.tenant.realm
-        from_ = call.caller_invite.from_
+        user, shown = caller or (call.from_user, call.caller_invite.from_.display)
         # Re-quoted: the parsed display name is unescaped, and a quote or backslash in it would
         # otherwise break the callee's From header (RFC 3261 §25.1 quoted-string).
-        display = f"{quote(from_.display)} " if from_.display else ""
+        display = f"{quote(shown)} " if shown else ""
         headers = Headers()
         headers.add("Via", self._via(peer))
         mf = call.caller_invite.max_forwards
         headers.add("Max-Forwards", str(69 if mf is None else max(mf - 1, 0)))
-        headers.add("From", f"{display}<sip:{call.from_user}@{domain}>;tag={self._new_tag()}")
+        headers.add("From", f"{display}<sip:{user}@{domain}>;tag={self._new_tag()}")
         headers.add("To", f"<sip:{to_user}@{domain}>")
         headers.add("Call-ID", f"{self._new_tag()}-{next(self._ids)}@minicc")
         headers.add("CSeq", "1 INVITE")
-        headers.add("Contact", self._me.contact(peer.transport, call.from_user))
+        headers.add("Contact", self._me.contact(peer.transport, user))
         headers.add("Allow", ALLOW)
         headers.add("User-Agent", self._me.user_agent)
         headers.add("Content-Type", "application/sdp")
@@ -576,6 +590,11 @@ class B2BUA:
 
     def _confirm_callee(self, call: Call, leg: Leg, response: Response) -> None:
         """The winning 2xx: confirm the leg's dialog, ACK it, make it the call's callee."""
+        self._confirm_leg(call, leg, response, Side.CALLEE)
+
+    def _confirm_leg(self, call: Call, leg: Leg, response: Response, side: Side) -> None:
+        """A winning 2xx to a leg minicc INVITEd: confirm the dialog, ACK it, and make the leg
+        the call's ``side`` (the caller side only for an originated call's agent)."""
         assert leg.invite is not None
         if leg.dialog is None or leg.dialog.remote_tag != response.to.tag:
             if leg.dialog is not None:
@@ -587,8 +606,12 @@ class B2BUA:
             leg.dialog.on_response(response)
         leg.final_status = response.status
         self._send_ack(leg, leg.invite.cseq.seq)
-        self._dialogs[(leg.dialog.call_id, leg.dialog.local_tag)] = (call, Side.CALLEE)
-        call.callee = leg
+        self._dialogs[(leg.dialog.call_id, leg.dialog.local_tag)] = (call, side)
+        leg.side = side
+        if side is Side.CALLEE:
+            call.callee = leg
+        else:
+            call.caller = leg
 
     def _answer_caller(self, call: Call, body: bytes, *, answered_by: str) -> None:
         """200 OK to the caller's INVITE with ``body``: the call is answered (and recorded if
@@ -744,6 +767,8 @@ class B2BUA:
             # Agent legs still ringing are cancelled, prompts cut, the engine told (before
             # the media session below closes under the player).
             self.app.finished(call, by_caller=side is HangupSide.CALLER)
+        if call.outbound is not None:
+            self.originator.finished(call, side)  # likewise, and it may set caller_cancelled
         recording = None
         if call.media is not None:
             if call.recording is not None:

@@ -5,8 +5,9 @@ It follows aioquic's shape: bytes in (``on_data``), the transaction layer's even
 earliest transaction deadline.
 
 The switch is also the :class:`~minicc.switch.control.CallControl` the queue engine drives
-(``play``, ``ring``, ``hangup``...), and takes the engine as its
-:class:`~minicc.switch.control.CallObserver`; see :mod:`minicc.switch.appcalls`.
+(``play``, ``ring``, ``hangup``, ``originate``...), and takes the engine as its
+:class:`~minicc.switch.control.CallObserver`; see :mod:`minicc.switch.appcalls` and
+:mod:`minicc.switch.originate`.
 """
 
 from __future__ import annotations
@@ -246,11 +247,44 @@ class Switch:
         """:meth:`CallControl.hangup <minicc.switch.control.CallControl.hangup>`."""
         self._app.hangup(key, status=status)
 
+    def originate(
+        self,
+        tenant: str,
+        agent: str,
+        number: str,
+        *,
+        timeout: float,
+        dial_timeout: float,
+        caller_id: str | None = None,
+    ) -> str:
+        """:meth:`CallControl.originate <minicc.switch.control.CallControl.originate>`;
+        see :mod:`minicc.switch.originate`.
+
+        Raises:
+            ValueError: an empty agent or number, or a timeout not above 0.
+        """
+        originator = self._app_b2bua.originator
+        key = originator.originate(
+            tenant,
+            self.directory.get(tenant),
+            agent,
+            number,
+            timeout=timeout,
+            dial_timeout=dial_timeout,
+            caller_id=caller_id,
+        )
+        self._flush()
+        return key
+
     @property
     def _app(self) -> AppCalls:
+        return self._app_b2bua.app
+
+    @property
+    def _app_b2bua(self) -> B2BUA:
         if self.b2bua is None:
             raise RuntimeError("the switch is not started: no call to control yet")
-        return self.b2bua.app
+        return self.b2bua
 
     def _unanswered(self, key: object) -> bool:
         """True while our client transaction ``key`` has had no final response."""
