@@ -20,6 +20,7 @@ from minicc.events import Event
 from minicc.switch.control import (
     CallObserver,
     IncomingCall,
+    OriginateLeg,
     PlaybackOutcome,
     RingResult,
     Route,
@@ -257,6 +258,9 @@ class FakeEngine:
 
     def call_ended(self, key: str, by_caller: bool) -> None:
         self._record("call_ended", key, by_caller)
+
+    def originate_result(self, key: str, leg: OriginateLeg, result: RingResult) -> None:
+        self._record("originate_result", key, leg, result)
 
     # -- for the tests ----------------------------------------------------------------------
 
