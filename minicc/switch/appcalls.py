@@ -59,7 +59,6 @@ from minicc.switch.control import (
     RouteKind,
 )
 from minicc.switch.media.player import Clip, MediaPlayer, Playback, PlaybackDone, load_clip
-from minicc.switch.media.relay import MediaError
 from minicc.switch.media.wav import WavError
 from minicc.switch.sip.message import Request, Response, make_response
 from minicc.switch.sip.peer import Peer
@@ -414,20 +413,9 @@ class AppCalls:
             b2bua._reply(call.caller_invite, 503, to_tag=call.to_tag)
             b2bua._finish(call, HangupSide.SYSTEM, 503)
             return
-        try:
-            media = await b2bua._media.create_session(call.key)
-        except MediaError as exc:
-            log.warning("%s: no media port: %s", call.key, exc)
-            if call.state is not CallState.ENDED:
-                b2bua._reply(call.caller_invite, 503, to_tag=call.to_tag)
-                b2bua._finish(call, HangupSide.SYSTEM, 503)
+        media = await b2bua._bind_media(call)
+        if media is None:
             return
-        if call.state is CallState.ENDED:  # cancelled while the ports were being bound
-            media.close()
-            return
-        call.media = media
-        media.a.set_remote(sdplib.media_address(call.offer))
-        media.a.set_telephone_event_pt(sdplib.telephone_event_pt(call.offer))
         # Nothing from endpoint b reaches the caller until an agent is bridged (an agent
         # phone's early media, say); the player keeps this while prompts play.
         media.a.forward_from_peer = False

@@ -432,23 +432,32 @@ class B2BUA:
             call.state = CallState.RINGING
             self._ring(call, targets, call.offer)
             return
-        try:
-            media = await self._media.create_session(call.key)
-        except MediaError as exc:
-            log.warning("%s: no media port: %s", call.call_id, exc)
-            if call.state is not CallState.ENDED:
-                self._reply(call.caller_invite, 503, to_tag=call.to_tag)
-                self._finish(call, HangupSide.SYSTEM, 503)
+        media = await self._bind_media(call)
+        if media is None:
             return
-        if call.state is CallState.ENDED:  # cancelled while the ports were being bound
-            media.close()
-            return
-        call.media = media
-        _set_remote(call, Side.CALLER, call.offer)
         call.state = CallState.RINGING
         self._ring(
             call, targets, sdplib.rewrite_for_relay(call.offer, self._me.host, media.b.local_port)
         )
+
+    async def _bind_media(self, call: Call) -> MediaSession | None:
+        """The call's relay session, its caller side pointed at the caller's offer; None (and
+        the caller refused with 503) when no port is free or the call ended meanwhile."""
+        assert self._media is not None
+        try:
+            media = await self._media.create_session(call.key)
+        except MediaError as exc:
+            log.warning("%s: no media port: %s", call.key, exc)
+            if call.state is not CallState.ENDED:
+                self._reply(call.caller_invite, 503, to_tag=call.to_tag)
+                self._finish(call, HangupSide.SYSTEM, 503)
+            return None
+        if call.state is CallState.ENDED:  # cancelled while the ports were being bound
+            media.close()
+            return None
+        call.media = media
+        _set_remote(call, Side.CALLER, call.offer)
+        return media
 
     def _ring(
         self, call: Call, targets: list[tuple[str, Peer]], offer: sdplib.SessionDescription
