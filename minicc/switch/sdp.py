@@ -18,11 +18,10 @@ What the switch calls:
 
 from __future__ import annotations
 
-import copy
 import random
 import re
 from collections.abc import Collection, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 __all__ = [
@@ -427,8 +426,15 @@ class SessionDescription:
     to_bytes = serialize
 
     def copy(self) -> SessionDescription:
-        """A deep copy that can be edited independently."""
-        return copy.deepcopy(self)
+        """A copy that can be edited independently (lines are tuples of strings, so copying
+        the lists is enough; far cheaper than ``copy.deepcopy`` on the call path)."""
+        return SessionDescription(
+            lines=list(self.lines),
+            media=[
+                replace(section, formats=list(section.formats), lines=list(section.lines))
+                for section in self.media
+            ],
+        )
 
     # -- session level ------------------------------------------------------------------
     @property
