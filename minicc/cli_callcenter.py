@@ -36,6 +36,7 @@ from minicc.queue.models import EmptyRule, QueueConfig, RecordingPolicy, Strateg
 from minicc.queue.setup import TargetKind
 from minicc.store.callcenter import (
     AgentPresence,
+    CallbackStatus,
     CallCenterStore,
     OptionError,
     normalize_number,
@@ -532,6 +533,68 @@ def queue_stats(
         )
     else:
         console.print(f"live figures as of {age:.0f}s ago")
+
+
+@queue_group.command("callbacks")
+@_data_dir_option
+@_tenant_option
+@click.argument("name", required=False)
+@click.option(
+    "--status",
+    type=click.Choice([s.value for s in CallbackStatus]),
+    default=None,
+    help="Only callbacks in this state (default: all).",
+)
+@_json_option
+@click.pass_context
+def queue_callbacks(
+    ctx: click.Context,
+    data_dir: str | None,
+    tenant_name: str,
+    name: str | None,
+    status: str | None,
+    as_json: bool,
+) -> None:
+    """Callback requests (of queue NAME), oldest place first: pending ones keep their place
+    across restarts; done and failed ones say how they ended."""
+    wanted = None if status is None else CallbackStatus(status)
+    with _open(ctx, data_dir, tenant_name) as opened:
+        records = opened.store.list_callbacks(wanted, queue=name)
+    rows: list[dict[str, Any]] = [
+        {
+            "id": r.callback.id,
+            "queue": r.callback.queue,
+            "number": r.callback.number,
+            "name": r.callback.name,
+            "joined_at": r.callback.joined_at,
+            "priority": r.callback.priority,
+            "attempts": r.callback.attempts,
+            "status": r.status.value,
+            "result": r.result,
+            "updated_at": r.updated_at,
+        }
+        for r in records
+    ]
+    if as_json:
+        _print_json(rows)
+        return
+    if not rows:
+        click.echo("no callbacks")
+        return
+    table = Table(title=f"Callbacks of {opened.tenant.name}")
+    for column in ("Id", "Queue", "Number", "Waiting since", "Attempts", "Status", "Result"):
+        table.add_column(column, no_wrap=True)
+    for row in rows:
+        table.add_row(
+            str(row["id"]),
+            row["queue"],
+            row["number"],
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["joined_at"])),
+            str(row["attempts"]),
+            row["status"],
+            row["result"] or "",
+        )
+    _console().print(table)
 
 
 # -- number ----------------------------------------------------------------------------------
