@@ -1,0 +1,321 @@
+"""More of the call center with real clients: a callback that keeps its place across a restart
+and is dialled back agent-first, auto-pause after missed offers, overflow on max wait, skills
+routing, and statistics that equal the test's own count. sipp plays callers and agent phones;
+the assertions are on what the phones saw and on what the CLI reads back from the databases."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from tests.interop.server import MiniccServer
+from tests.interop.sipp import Sipp, SipUser
+
+pytestmark = [pytest.mark.interop, pytest.mark.sipp]
+
+DTMF = "/usr/share/sip-tester/dtmf_2833_{}.pcap"
+# The server rereads a tenant database within a second of a CLI change.
+RELOAD_S = 1.5
+# The engine saves its live statistics every 5 s (minicc.server.STATS_INTERVAL).
+STATS_SAVE_S = 5.0
+
+# A sipp -trace_msg entry: a dashed line with the time, the direction, then the message.
+_ENTRY = re.compile(
+    r"-{10,} (\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:\.\d+)?)\s*\n[^\n]*\n+(?:\s*\n)*([^\n]*)"
+)
+
+
+def _cli(server: MiniccServer, *args: str) -> str:
+    result = server.cli(*args, "--tenant", "demo", "--data-dir", str(server.data_dir))
+    return result.stdout
+
+
+def _json(server: MiniccServer, *args: str) -> Any:
+    return json.loads(_cli(server, *args, "--json"))
+
+
+def _user(server: MiniccServer, number: str) -> SipUser:
+    ext = server.extension(number)
+    return SipUser(user=ext.number, password=ext.password)
+
+
+def _register(sipp: Any, server: MiniccServer, number: str) -> int:
+    """Register ``number`` from a fresh sipp port and return that port."""
+    register = sipp("register.xml", remote=server.sip_address, users=[_user(server, number)])
+    assert register.run().ok
+    return int(register.local_port)
+
+
+def _phone(sipp: Any, port: int, scenario: str = "uas_answer.xml", **kw: Any) -> Sipp:
+    """A phone on a registered port running ``scenario`` (answering, echoing RTP, by default)."""
+    kw.setdefault("rtp_echo", scenario.startswith("uas_answer"))
+    kw.setdefault("timeout_s", 60)
+    return sipp(scenario, local_port=port, **kw).start().wait_ready()
+
+
+def _invites(phone: Sipp) -> list[tuple[datetime, str]]:
+    """(time received, caller number in From) for each INVITE the phone received, in order."""
+    log = phone.messages_path.read_text(errors="replace") if phone.messages_path.exists() else ""
+    seen: list[tuple[datetime, str]] = []
+    for match in _ENTRY.finditer(log):
+        if not match.group(2).startswith("INVITE "):
+            continue
+        rest = log[match.end() :]
+        sender = re.search(r"\nFrom:[^<\n]*<sip:([^@>]+)@", rest)
+        stamp = datetime.fromisoformat(match.group(1).replace(" ", "T"))
+        seen.append((stamp, sender.group(1) if sender else ""))
+    return seen
+
+
+def _callers(phone: Sipp) -> list[str]:
+    return [caller for _, caller in _invites(phone)]
+
+
+def _poll(what: str, probe: Callable[[], Any], timeout: float = 15.0) -> Any:
+    """Call ``probe`` until it returns something truthy; fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(0.3)
+    pytest.fail(f"{what}: not within {timeout:g}s (last: {last!r})")
+
+
+def _caller(
+    sipp: Any, server: MiniccServer, number: str, service: str, talkms: int, **kw: Any
+) -> Sipp:
+    """A sipp caller from ``number`` to ``service`` that hangs up after ``talkms``."""
+    return sipp(
+        "uac_call.xml",
+        remote=server.sip_address,
+        service=service,
+        users=[_user(server, number)],
+        variables={"talkms": talkms},
+        timeout_s=60,
+        **kw,
+    )
+
+
+# --- 1. callback kept in place across a restart, dialled back agent-first ----------------------
+
+
+def test_callback_keeps_its_place_across_a_restart_and_is_dialled_back(
+    minicc_server: MiniccServer, sipp: Any
+) -> None:
+    server = minicc_server
+    # The only agent is paused; after 2 s of waiting the caller is offered a callback (max-wait
+    # overflow "callback-offer": the place is kept, the offer is made once).
+    _cli(server, "queue", "add", "cbq", "--strategy", "longest-idle", "--max-wait", "2",
+         "--overflow", "callback-offer", "--announce-interval", "3", "--callback-threshold", "1",
+         "--ring-timeout", "10", "--wrap-up", "1")  # fmt: skip
+    _cli(server, "queue", "member", "add", "cbq", "2002")
+    _cli(server, "agent", "set-state", "2002", "paused", "--reason", "lunch")
+    _cli(server, "number", "add", "8300", "--to", "queue:cbq")
+    time.sleep(RELOAD_S)
+    caller_port = _register(sipp, server, "2001")
+    agent_port = _register(sipp, server, "2002")
+
+    # The caller waits, hears the offer, presses 1 and is sent goodbye (minicc hangs up).
+    caller = sipp(
+        "uac_ivr_wait_bye.xml",
+        remote=server.sip_address,
+        service="8300",
+        users=[_user(server, "2001")],
+        variables={"waitms": 4500},
+        substitutions={"DTMF_PCAP": DTMF.format("1")},
+        timeout_s=40,
+    )
+    result = caller.run()
+    assert result.ok, result.describe()
+    (pending,) = _json(server, "queue", "callbacks", "cbq")
+    assert (pending["number"], pending["status"]) == ("2001", "pending")
+
+    server.restart()
+    listed = _json(server, "queue", "callbacks", "cbq", "--status", "pending")
+    assert [(c["id"], c["number"], c["joined_at"]) for c in listed] == [
+        (pending["id"], "2001", pending["joined_at"])
+    ]
+
+    # The agent's phone answers, talks 2 s and hangs up; the caller's phone answers the dial-back.
+    agent = _phone(sipp, agent_port, "uas_answer_bye.xml", variables={"talkms": 2000})
+    customer = _phone(sipp, caller_port)
+    _cli(server, "agent", "set-state", "2002", "available")
+    assert agent.wait().ok, agent.wait().describe()
+    assert customer.wait().ok, customer.wait().describe()
+
+    (agent_invite,) = _invites(agent)
+    (customer_invite,) = _invites(customer)
+    # Agent first: the customer's number is shown to the agent, and the customer is dialled
+    # only after the agent answered.
+    assert agent_invite[1] == "2001"
+    assert agent_invite[0] < customer_invite[0]
+
+    done = _poll(
+        "callback recorded as connected",
+        lambda: [c for c in _json(server, "queue", "callbacks", "cbq") if c["status"] == "done"],
+    )
+    assert [(c["id"], c["result"], c["attempts"]) for c in done] == [
+        (pending["id"], "connected", 1)
+    ]
+    callback_cdrs = _poll(
+        "callback CDR",
+        lambda: [c for c in server.cdr_export() if str(c["call_id"]).startswith("callback-")],
+    )
+    (cdr,) = callback_cdrs
+    assert (cdr["from_user"], cdr["to_user"], cdr["disposition"]) == ("2002", "2001", "answered")
+
+
+# --- 2. auto-pause after misses; a missed agent is not re-rung for the same call ----------------
+
+
+def test_agent_who_rejects_three_times_is_paused_and_not_rerung(
+    minicc_server: MiniccServer, sipp: Any
+) -> None:
+    server = minicc_server
+    _cli(server, "queue", "add", "mq", "--strategy", "longest-idle", "--wrap-up", "0.5",
+         "--max-misses", "3", "--ring-timeout", "10")  # fmt: skip
+    # 2002 rings first for every call (no penalty), 2003 only when 2002 cannot take it.
+    _cli(server, "queue", "member", "add", "mq", "2002")
+    _cli(server, "queue", "member", "add", "mq", "2003", "--penalty", "5")
+    _cli(server, "number", "add", "8301", "--to", "queue:mq")
+    time.sleep(RELOAD_S)
+    rejecting = _phone(sipp, _register(sipp, server, "2002"), "uas_busy.xml", calls=3)
+    answering = _phone(sipp, _register(sipp, server, "2003"), calls=4)
+
+    for _ in range(3):
+        result = _caller(sipp, server, "2001", "8301", talkms=1000).run()
+        assert result.ok, result.describe()
+        time.sleep(1.0)  # wrap-up ends before the next caller
+    assert rejecting.wait(timeout=10).ok
+    # Rung once per call (never again for a call it refused), and each call went to 2003.
+    assert _callers(rejecting) == ["2001"] * 3
+    assert _callers(answering) == ["2001"] * 3
+
+    agents = {a["extension"]: a for a in _json(server, "agent", "list")}
+    assert (agents["2002"]["state"], agents["2002"]["reason"]) == ("paused", "missed calls")
+    assert agents["2003"]["state"] == "available"
+
+    # Paused, 2002 is not offered the next call at all.
+    result = _caller(sipp, server, "2001", "8301", talkms=1000).run()
+    assert result.ok, result.describe()
+    assert answering.wait().ok
+    assert len(_callers(answering)) == 4
+
+
+# --- 3. overflow on max wait ----------------------------------------------------------------
+
+
+def test_caller_overflows_to_another_queue_after_max_wait(
+    minicc_server: MiniccServer, sipp: Any
+) -> None:
+    server = minicc_server
+    _cli(server, "queue", "add", "other", "--strategy", "longest-idle")
+    _cli(server, "queue", "add", "first", "--strategy", "longest-idle", "--max-wait", "3",
+         "--overflow", "queue:other")  # fmt: skip
+    _cli(server, "queue", "member", "add", "other", "2003")
+    _cli(server, "number", "add", "8302", "--to", "queue:first")
+    time.sleep(RELOAD_S)
+    agent = _phone(sipp, _register(sipp, server, "2003"))
+
+    caller = _caller(sipp, server, "2001", "8302", talkms=7000)
+    started = datetime.now()
+    result = caller.run()
+    assert result.ok, result.describe()
+    assert agent.wait().ok
+    ((rung_at, caller_number),) = _invites(agent)
+    assert caller_number == "2001"
+    # Nobody in "first": the agent of "other" is rung once the 3 s are up, not before.
+    assert (rung_at - started).total_seconds() >= 2.8
+    (cdr,) = server.cdr_export()
+    assert (cdr["to_user"], cdr["disposition"]) == ("8302", "answered")
+
+
+# --- 4. skills routing -------------------------------------------------------------------------
+
+SKILLS_FLOW = """
+[flow]
+name = "german"
+start = "need_german"
+language = "en"
+
+[nodes.need_german]
+type = "set"
+skills = { lang_de = 5 }
+next = "to_queue"
+
+[nodes.to_queue]
+type = "queue"
+queue = "sk"
+"""
+
+
+def test_the_skilled_agent_gets_the_call(minicc_server: MiniccServer, sipp: Any) -> None:
+    server = minicc_server
+    _cli(server, "queue", "add", "sk", "--strategy", "skills")
+    # 2002 speaks only a little German and has been idle longer: by idle time alone it would
+    # get the call.
+    _cli(server, "queue", "member", "add", "sk", "2002", "--skill", "lang_de=2")
+    _cli(server, "queue", "member", "add", "sk", "2003", "--skill", "lang_de=8")
+    _cli(server, "agent", "set-state", "2003", "paused")
+    time.sleep(RELOAD_S)
+    _cli(server, "agent", "set-state", "2003", "available")
+    flow = server.root / "german.toml"
+    flow.write_text(SKILLS_FLOW)
+    _cli(server, "ivr", "load", str(flow))
+    _cli(server, "number", "add", "8303", "--to", "ivr:german")
+    time.sleep(RELOAD_S)
+    french = _phone(sipp, _register(sipp, server, "2002"))
+    german = _phone(sipp, _register(sipp, server, "2003"))
+
+    result = _caller(sipp, server, "2001", "8303", talkms=2000).run()
+    assert result.ok, result.describe()
+    assert german.wait().ok
+    assert _callers(german) == ["2001"]
+    french.stop()
+    assert _callers(french) == []
+
+
+# --- 5. statistics equal the test's own count ----------------------------------------------
+
+
+def test_queue_statistics_equal_the_calls_made(minicc_server: MiniccServer, sipp: Any) -> None:
+    server = minicc_server
+    _cli(server, "queue", "add", "st", "--strategy", "longest-idle", "--wrap-up", "0.5")
+    _cli(server, "queue", "member", "add", "st", "2002")
+    _cli(server, "number", "add", "8304", "--to", "queue:st")
+    time.sleep(RELOAD_S)
+    agent = _phone(sipp, _register(sipp, server, "2002"), calls=3)
+    log: list[str] = []
+
+    for _ in range(3):  # answered: the agent answers, the caller hangs up after 1 s
+        result = _caller(sipp, server, "2001", "8304", talkms=1000).run()
+        assert result.ok, result.describe()
+        log.append("answered")
+        time.sleep(1.0)
+    assert agent.wait().ok
+    # No agent free: callers hear music and hang up -- abandoned.
+    _cli(server, "agent", "set-state", "2002", "paused", "--reason", "break")
+    time.sleep(RELOAD_S)
+    for _ in range(2):
+        result = _caller(sipp, server, "2003", "8304", talkms=1500).run()
+        assert result.ok, result.describe()
+        log.append("abandoned")
+
+    expected = {"answered": log.count("answered"), "abandoned": log.count("abandoned")}
+
+    def live() -> dict[str, Any] | None:
+        row = _json(server, "queue", "stats", "st")["queues"]["st"]["live"]
+        if row and {k: row.get(k) for k in expected} == expected and row.get("waiting") == 0:
+            return row
+        return None
+
+    row = _poll("statistics snapshot with the test's counts", live, timeout=STATS_SAVE_S * 3)
+    assert row["answered"] == 3 and row["abandoned"] == 2
