@@ -486,9 +486,12 @@ def micro_run(args: argparse.Namespace) -> dict[str, Any]:
     return {"outputs": outputs}
 
 
-def save(name: str, data: dict[str, Any], command: str, quick: bool) -> Path:
+def save(
+    name: str, data: dict[str, Any], command: str, quick: bool, label: str | None = None
+) -> Path:
     RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{name}{'-quick' if quick else ''}.json"
+    suffix = (f"-{label}" if label else "") + ("-quick" if quick else "")
+    path = RESULTS / f"{name}{suffix}.json"
     data = {
         "benchmark": name,
         "command": command,
@@ -563,6 +566,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settle", type=float, help="seconds after setup before measuring")
     parser.add_argument("--keep", action="store_true", help="keep each run's directory")
     parser.add_argument("--no-doc", action="store_true", help="do not rewrite the doc")
+    parser.add_argument(
+        "--server-path",
+        help="run the server from this copy of the package (A/B of a patch; implies --label)",
+    )
+    parser.add_argument("--label", help="save results as <benchmark>-<label>.json")
     args = parser.parse_args(argv)
     command = "python -m benchmarks.bench_switch " + " ".join(argv or sys.argv[1:])
     from benchmarks import report
@@ -570,6 +578,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.benchmark == "report":
         report.write_doc()
         return 0
+    if args.server_path:
+        Rig.server_path = str(Path(args.server_path).resolve())
+        args.label = args.label or "patched"
     names = ["micro", "cps", "cps-relay", "baseline", "media", "held"]
     todo = names if args.benchmark == "all" else [args.benchmark]
     for name in todo:
@@ -590,7 +601,9 @@ def main(argv: list[str] | None = None) -> int:
             data = micro_run(ns)
         else:
             data = held_sweep(ns)
-        save(name, {"settings": settings, **data}, command, args.quick)
+        save(name, {"settings": settings, **data}, command, args.quick, args.label)
+    if args.label:
+        return 0
     if args.quick:
         report.print_summary(quick=True)
     elif not args.no_doc:

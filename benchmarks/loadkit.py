@@ -233,12 +233,17 @@ class Rig:
         rtp_ports: size of the relay's port range (4 per relayed call).
     """
 
+    # Where the server's ``minicc`` package comes from (None: this checkout). Set from
+    # ``bench_switch --server-path`` to measure a patched copy against the same harness.
+    server_path: str | None = None
+
     def __init__(self, workdir: Path, *, media_relay: bool, rtp_ports: int = 200) -> None:
         self.workdir = workdir
         args = ["--log-level", "warning"]
         if not media_relay:
             args += ["--media-relay", "off"]
-        self.server = MiniccServer(workdir, extra_args=args, rtp_port_count=rtp_ports)
+        env = {"PYTHONPATH": Rig.server_path} if Rig.server_path else None
+        self.server = MiniccServer(workdir, extra_args=args, rtp_port_count=rtp_ports, env=env)
         self.callee_port: int | None = None
 
     def start(self) -> Rig:

@@ -155,3 +155,11 @@ WHERE_TIME_GOES = [
     "share of one core is below 100 % when a rate starts to fail.",
     "- The CDR writer (SQLite in its own thread, batched) costs about 0.2 ms CPU per call.",
 ]
+
+AB = [
+    "### The suggested changes, measured",
+    "",
+    "The signaling benchmark at one rate, with the server run from copies of the package "
+    "(`--server-path`): as committed, and with each suggested change applied on its own and "
+    "together. Same harness, same session, one run each unless stated.",
+]

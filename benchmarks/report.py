@@ -263,6 +263,45 @@ def held_section(held: dict[str, Any]) -> list[str]:
     ]
 
 
+AB_LABELS = {
+    "ab-head": "as committed",
+    "ab-gc": "+ GC tuned (server.py)",
+    "ab-noretain": "+ ended calls let go (b2bua.py)",
+    "ab-both": "+ both",
+}
+
+
+def ab_section() -> list[str]:
+    """The same rate with the suggested changes outside sip/ applied to a copy (A/B runs)."""
+    rows = []
+    for label, what in AB_LABELS.items():
+        data = load(f"cps-{label}")
+        if data is None:
+            continue
+        for rate, runs in sorted(data["runs"].items(), key=lambda kv: float(kv[0])):
+            rows.append(
+                [
+                    what,
+                    rate,
+                    str(len(runs)),
+                    stat(runs, lambda r: r["failed_pct"], "{:.2f}"),
+                    stat(runs, lambda r: r["setup_ms"]["p95"], "{:.0f}"),
+                    stat(runs, lambda r: r["setup_ms"]["p99"], "{:.0f}"),
+                    stat(runs, lambda r: r["server_cpu_ms_per_call"], "{:.2f}"),
+                    stat(runs, lambda r: r["server_cpu_pct_loaded"], "{:.0f}"),
+                    stat(runs, lambda r: r["server_peak_rss_mb"], "{:.0f}"),
+                    _busy(runs),
+                ]
+            )
+    if not rows:
+        return []
+    header = [
+        "server", "calls/s", "runs", "failed %", "setup p95 ms", "setup p99 ms",
+        "minicc CPU ms/call", "minicc CPU % (loaded)", "peak RSS MB", "machine busy %",
+    ]  # fmt: skip
+    return [*_table(header, rows), ""]
+
+
 def micro_section(micro: dict[str, Any]) -> list[str]:
     lines = [f"`{micro.get('command', '?')}` — {micro.get('date', '?')}.", ""]
     for name, output in micro.get("outputs", {}).items():
@@ -378,6 +417,9 @@ def write_doc(path: Path = DOC) -> None:
         lines += ["## Micro-benchmarks (no network)", "", *narrative.MICRO, ""]
         lines += micro_section(data["micro"])
     lines += narrative.WHERE_TIME_GOES
+    ab = ab_section()
+    if ab:
+        lines += ["", *narrative.AB, "", *ab]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines).rstrip() + "\n")
     sys.stderr.write(f"wrote {path}\n")
