@@ -19,9 +19,9 @@ from enum import Enum
 from typing import NamedTuple
 
 from minicc.switch.sip.errors import LocalProtocolError, RemoteProtocolError
-from minicc.switch.sip.headers import Headers, NameAddr, parse_name_addr
-from minicc.switch.sip.message import Request, Response
-from minicc.switch.sip.uri import SipUri, parse_uri
+from minicc.switch.sip.headers import Headers, NameAddr
+from minicc.switch.sip.message import NAME_ADDR_CACHE, Request, Response
+from minicc.switch.sip.uri import SipUri, copy_uri, parse_uri
 
 logger = logging.getLogger(__name__)
 
@@ -80,13 +80,17 @@ TRANSITIONS: dict[tuple[DialogState, DialogInput], DialogState] = {
 
 
 def _without_tag(party: NameAddr) -> NameAddr:
+    """A copy of ``party`` (which may be a shared, cached value) without its tag."""
     params = {k: v for k, v in party.params.items() if k != "tag"}
-    return replace(party, params=params)
+    return NameAddr(copy_uri(party.uri), party.display, params)
 
 
 def _contact_uri(message: Request | Response) -> SipUri | None:
-    contacts = message.contacts
-    return contacts[0].uri if contacts else None
+    """A copy of the first Contact's URI (the parsed values are shared: copy one only)."""
+    for value in message.headers.get_list("Contact"):
+        if value != "*":
+            return copy_uri(NAME_ADDR_CACHE(value).uri)
+    return None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -130,21 +134,24 @@ class Dialog:
         """
         if not 101 <= response.status < 300:
             raise LocalProtocolError(f"a {response.status} creates no dialog")
-        local_tag = response.to.tag
+        local_tag = response.to_tag
         if not local_tag:
             raise LocalProtocolError("the response creating a dialog needs a To tag (§12.1.1)")
+        from_ = request._name_addr_shared("From")  # read only: the parties below are copies
         target = _contact_uri(request)
         if target is None:
             logger.warning("%s: request without Contact, using From", request.call_id)
-            target = request.from_.uri
+            target = copy_uri(from_.uri)
         if secure is None:
-            secure = request.uri.lower().startswith("sips:") and request.top_via.transport == "TLS"
+            secure = (
+                request.uri[:5].lower() == "sips:" and request._top_via_shared().transport == "TLS"
+            )
         dialog = cls(
             call_id=request.call_id,
             local_tag=local_tag,
-            remote_tag=request.from_.tag or "",
-            local_party=_without_tag(request.to),
-            remote_party=_without_tag(request.from_),
+            remote_tag=from_.params.get("tag") or "",
+            local_party=_without_tag(request._name_addr_shared("To")),
+            remote_party=_without_tag(from_),
             remote_target=target,
             route_set=request.headers.get_list("Record-Route"),
             remote_seq=request.cseq.seq,
@@ -166,7 +173,7 @@ class Dialog:
         """
         if not 101 <= response.status < 300:
             raise RemoteProtocolError(f"a {response.status} creates no dialog")
-        remote_tag = response.to.tag
+        remote_tag = response.to_tag
         if not remote_tag:
             raise RemoteProtocolError("a dialog-creating response without To tag (§12.1.2)")
         target = _contact_uri(response)
@@ -174,16 +181,17 @@ class Dialog:
             logger.warning("%s: response without Contact, using the R-URI", request.call_id)
             target = parse_uri(request.uri)
         seq = request.cseq.seq
+        from_ = request._name_addr_shared("From")  # read only: the parties below are copies
         return cls(
             call_id=request.call_id,
-            local_tag=request.from_.tag or "",
+            local_tag=from_.params.get("tag") or "",
             remote_tag=remote_tag,
-            local_party=_without_tag(request.from_),
-            remote_party=_without_tag(request.to),
+            local_party=_without_tag(from_),
+            remote_party=_without_tag(request._name_addr_shared("To")),
             remote_target=target,
             route_set=list(reversed(response.headers.get_list("Record-Route"))),
             local_seq=seq,
-            secure=request.uri.lower().startswith("sips:"),
+            secure=request.uri[:5].lower() == "sips:",
             state=DialogState.EARLY if response.is_provisional else DialogState.CONFIRMED,
             is_uac=True,
             invite_seq=seq if request.method == "INVITE" else None,
@@ -334,12 +342,21 @@ class Dialog:
             headers.add("Route", route)
         if not any(name.lower() == "max-forwards" for name, _ in extra):
             headers.add("Max-Forwards", "70")
-        local = replace(self.local_party, params={**self.local_party.params, "tag": self.local_tag})
-        remote_params = dict(self.remote_party.params)
+        local = self.local_party
+        local = NameAddr(
+            copy_uri(local.uri), local.display, {**local.params, "tag": self.local_tag}
+        )
+        remote = self.remote_party
+        remote_params = dict(remote.params)
         if self.remote_tag:
             remote_params["tag"] = self.remote_tag
-        headers.add("From", str(local))
-        headers.add("To", str(replace(self.remote_party, params=remote_params)))
+        remote = NameAddr(copy_uri(remote.uri), remote.display, remote_params)
+        from_text, to_text = str(local), str(remote)
+        headers.add("From", from_text)
+        headers.add("To", to_text)
+        # The peer's responses repeat these texts: they are read without being parsed.
+        NAME_ADDR_CACHE.seed(from_text, local)
+        NAME_ADDR_CACHE.seed(to_text, remote)
         headers.add("Call-ID", self.call_id)
         headers.add("CSeq", f"{cseq} {method}")
         for name, value in extra:
@@ -352,7 +369,7 @@ class Dialog:
         target = str(self.remote_target)
         if not self.route_set:
             return target, []
-        first = parse_name_addr(self.route_set[0]).uri
+        first = NAME_ADDR_CACHE(self.route_set[0]).uri  # read only
         if "lr" in first.params:
             return target, list(self.route_set)
         # A strict router (RFC 2543): it goes in the Request-URI, the remote target becomes
