@@ -248,7 +248,10 @@ class AcdEngine(EngineCore):
         interval = config.announce_interval
         call.next_announce = None if interval is None else now + interval
         ewt = self._estimate(runtime, entry, now)
-        offer = force_offer or acd.callback_offer_due(config, entry, ewt)
+        # A max-wait offer stands for the rest of the wait: the periodic announcement after
+        # it repeats it rather than silently withdrawing what the caller was just told
+        # (otherwise a 1 pressed one announcement later is ignored).
+        offer = force_offer or call.max_wait_offered or acd.callback_offer_due(config, entry, ewt)
         names = Announcement.names(
             call.language,
             position=runtime.position(call.key) if config.announce_position else None,
