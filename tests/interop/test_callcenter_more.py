@@ -111,7 +111,7 @@ def test_callback_keeps_its_place_across_a_restart_and_is_dialled_back(
     minicc_server: MiniccServer, sipp: Any
 ) -> None:
     server = minicc_server
-    # The only agent is paused; after 2 s of waiting the caller is offered a callback (max-wait
+    # The only agent is paused; after 2 s of waiting a caller is offered a callback (max-wait
     # overflow "callback-offer": the place is kept, the offer is made once).
     _cli(server, "queue", "add", "cbq", "--strategy", "longest-idle", "--max-wait", "2",
          "--overflow", "callback-offer", "--announce-interval", "3", "--callback-threshold", "1",
@@ -120,57 +120,80 @@ def test_callback_keeps_its_place_across_a_restart_and_is_dialled_back(
     _cli(server, "agent", "set-state", "2002", "paused", "--reason", "lunch")
     _cli(server, "number", "add", "8300", "--to", "queue:cbq")
     time.sleep(RELOAD_S)
-    caller_port = _register(sipp, server, "2001")
+    early_port = _register(sipp, server, "2003")
+    late_port = _register(sipp, server, "2001")
     agent_port = _register(sipp, server, "2002")
 
-    # The caller waits, hears the offer, presses 1 and is sent goodbye (minicc hangs up).
-    caller = sipp(
-        "uac_ivr_wait_bye.xml",
-        remote=server.sip_address,
-        service="8300",
-        users=[_user(server, "2001")],
-        variables={"waitms": 4500},
-        substitutions={"DTMF_PCAP": DTMF.format("1")},
-        timeout_s=40,
-    )
-    result = caller.run()
-    assert result.ok, result.describe()
-    (pending,) = _json(server, "queue", "callbacks", "cbq")
-    assert (pending["number"], pending["status"]) == ("2001", "pending")
+    def waiting_caller(number: str, waitms: int) -> Sipp:
+        """Waits, hears the offer, presses 1 after ``waitms`` and is sent goodbye."""
+        return sipp(
+            "uac_ivr_wait_bye.xml",
+            remote=server.sip_address,
+            service="8300",
+            users=[_user(server, number)],
+            variables={"waitms": waitms},
+            substitutions={"DTMF_PCAP": DTMF.format("1")},
+            timeout_s=40,
+        )
+
+    # 2003 joins first but accepts the offer last; 2001 joins a second later and accepts
+    # first (so its callback row is older). The place is the join time, not the request.
+    early = waiting_caller("2003", 6500).start()
+    time.sleep(1.0)
+    late = waiting_caller("2001", 4000).start()
+    for run in (early, late):
+        result = run.wait()
+        assert result.ok, result.describe()
+    requested = _json(server, "queue", "callbacks", "cbq")
+    assert [(c["number"], c["status"]) for c in requested] == [
+        ("2003", "pending"),
+        ("2001", "pending"),
+    ]
+    by_number = {c["number"]: c for c in requested}
+    assert by_number["2001"]["id"] < by_number["2003"]["id"]
 
     server.restart()
     listed = _json(server, "queue", "callbacks", "cbq", "--status", "pending")
     assert [(c["id"], c["number"], c["joined_at"]) for c in listed] == [
-        (pending["id"], "2001", pending["joined_at"])
+        (c["id"], c["number"], c["joined_at"]) for c in requested
     ]
 
-    # The agent's phone answers, talks 2 s and hangs up; the caller's phone answers the dial-back.
-    agent = _phone(sipp, agent_port, "uas_answer_bye.xml", variables={"talkms": 2000})
-    customer = _phone(sipp, caller_port)
+    # The agent's phone answers each dial-back, talks 2 s and hangs up; the customers' phones
+    # answer theirs.
+    agent = _phone(sipp, agent_port, "uas_answer_bye.xml", calls=2, variables={"talkms": 2000})
+    first = _phone(sipp, early_port)
+    second = _phone(sipp, late_port)
     _cli(server, "agent", "set-state", "2002", "available")
-    assert agent.wait().ok, agent.wait().describe()
-    assert customer.wait().ok, customer.wait().describe()
+    for phone in (agent, first, second):
+        assert phone.wait().ok, phone.wait().describe()
 
-    (agent_invite,) = _invites(agent)
-    (customer_invite,) = _invites(customer)
-    # Agent first: the customer's number is shown to the agent, and the customer is dialled
-    # only after the agent answered.
-    assert agent_invite[1] == "2001"
-    assert agent_invite[0] < customer_invite[0]
+    # Agent first, in the order of the places kept: the agent is shown the customer's number,
+    # and each customer is dialled only after the agent answered.
+    agent_invites = _invites(agent)
+    assert [number for _, number in agent_invites] == ["2003", "2001"]
+    ((first_dialled, _),) = _invites(first)
+    ((second_dialled, _),) = _invites(second)
+    assert agent_invites[0][0] < first_dialled < agent_invites[1][0] < second_dialled
 
-    done = _poll(
-        "callback recorded as connected",
-        lambda: [c for c in _json(server, "queue", "callbacks", "cbq") if c["status"] == "done"],
-    )
-    assert [(c["id"], c["result"], c["attempts"]) for c in done] == [
-        (pending["id"], "connected", 1)
+    def finished() -> list[dict[str, Any]] | None:
+        rows = _json(server, "queue", "callbacks", "cbq")
+        return rows if all(c["status"] != "pending" for c in rows) else None
+
+    rows = _poll("both callbacks recorded", finished)
+    assert [(c["number"], c["status"], c["result"], c["attempts"]) for c in rows] == [
+        ("2003", "done", "connected", 1),
+        ("2001", "done", "connected", 1),
     ]
-    callback_cdrs = _poll(
-        "callback CDR",
-        lambda: [c for c in server.cdr_export() if str(c["call_id"]).startswith("callback-")],
-    )
-    (cdr,) = callback_cdrs
-    assert (cdr["from_user"], cdr["to_user"], cdr["disposition"]) == ("2002", "2001", "answered")
+
+    def callback_cdrs() -> list[dict[str, Any]] | None:
+        cdrs = [c for c in server.cdr_export() if str(c["call_id"]).startswith("callback-")]
+        return cdrs if len(cdrs) >= 2 else None
+
+    cdrs = _poll("callback CDRs", callback_cdrs)
+    assert sorted((c["from_user"], c["to_user"], c["disposition"]) for c in cdrs) == [
+        ("2002", "2001", "answered"),
+        ("2002", "2003", "answered"),
+    ]
 
 
 # --- 2. auto-pause after misses; a missed agent is not re-rung for the same call ----------------
@@ -226,10 +249,10 @@ def test_caller_overflows_to_another_queue_after_max_wait(
     agent = _phone(sipp, _register(sipp, server, "2003"))
 
     caller = _caller(sipp, server, "2001", "8302", talkms=7000)
-    started = datetime.now()
     result = caller.run()
     assert result.ok, result.describe()
     assert agent.wait().ok
+    started = _invites(caller)[0][0]  # the caller's first INVITE, as its own log has it
     ((rung_at, caller_number),) = _invites(agent)
     assert caller_number == "2001"
     # Nobody in "first": the agent of "other" is rung once the 3 s are up, not before.
