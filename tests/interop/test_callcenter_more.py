@@ -196,6 +196,45 @@ def test_callback_keeps_its_place_across_a_restart_and_is_dialled_back(
     ]
 
 
+def test_callback_is_offered_when_the_estimate_exceeds_the_threshold(
+    minicc_server: MiniccServer, sipp: Any
+) -> None:
+    server = minicc_server
+    _cli(server, "queue", "add", "ewq", "--strategy", "longest-idle", "--wrap-up", "0.5",
+         "--announce-interval", "2", "--callback-threshold", "1")  # fmt: skip
+    _cli(server, "queue", "member", "add", "ewq", "2002")
+    _cli(server, "number", "add", "8305", "--to", "queue:ewq")
+    time.sleep(RELOAD_S)
+    agent = _phone(sipp, _register(sipp, server, "2002"), calls=4, timeout_s=90)
+    # Three answered calls give the queue the handle times an honest estimate needs.
+    for _ in range(3):
+        result = _caller(sipp, server, "2003", "8305", talkms=1000).run()
+        assert result.ok, result.describe()
+        time.sleep(1.0)
+    # The agent is busy with a long call and another caller waits: the next caller's estimate
+    # is at least one more handle time, above the 1 s threshold.
+    busy = _caller(sipp, server, "2003", "8305", talkms=20000).start()
+    time.sleep(1.5)
+    ahead = _caller(sipp, server, "2003", "8305", talkms=12000).start()
+    time.sleep(1.0)
+    offered = sipp(
+        "uac_ivr_wait_bye.xml",
+        remote=server.sip_address,
+        service="8305",
+        users=[_user(server, "2001")],
+        variables={"waitms": 5000},
+        substitutions={"DTMF_PCAP": DTMF.format("1")},
+        timeout_s=30,
+    )
+    result = offered.run()
+    assert result.ok, result.describe()  # the 1 was taken: minicc said goodbye and hung up
+    pending = _json(server, "queue", "callbacks", "ewq", "--status", "pending")
+    assert [c["number"] for c in pending] == ["2001"]
+    for run in (ahead, busy):
+        assert run.wait().ok
+    agent.stop()
+
+
 # --- 2. auto-pause after misses; a missed agent is not re-rung for the same call ----------------
 
 
