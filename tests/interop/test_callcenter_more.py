@@ -272,6 +272,50 @@ def test_agent_who_rejects_three_times_is_paused_and_not_rerung(
     assert len(_callers(answering)) == 4
 
 
+def test_phone_that_never_answers_or_hangs_up_at_once_leaves_no_agent_stuck(
+    minicc_server: MiniccServer, sipp: Any
+) -> None:
+    server = minicc_server
+    _cli(server, "queue", "add", "nq", "--strategy", "longest-idle", "--ring-timeout", "2",
+         "--wrap-up", "0.5")  # fmt: skip
+    _cli(server, "queue", "member", "add", "nq", "2002")
+    _cli(server, "queue", "member", "add", "nq", "2003", "--penalty", "5")
+    _cli(server, "number", "add", "8306", "--to", "queue:nq")
+    time.sleep(RELOAD_S)
+    port = _register(sipp, server, "2002")
+    backup = _phone(sipp, _register(sipp, server, "2003"))
+
+    # 1. 2002's phone rings out (the ring timeout cancels it); 2003 takes the call.
+    silent = _phone(sipp, port, "uas_ring_noanswer.xml")
+    result = _caller(sipp, server, "2001", "8306", talkms=5000).run()
+    assert result.ok, result.describe()
+    assert silent.wait(timeout=10).ok and backup.wait().ok
+    assert _callers(silent) == ["2001"] and _callers(backup) == ["2001"]
+
+    # 2. 2002 answers and hangs up at once: the caller gets the BYE, 2002 wraps up ...
+    instant = _phone(sipp, port, "uas_answer_bye.xml", variables={"talkms": 0})
+    caller = sipp(
+        "uac_wait_bye.xml",
+        remote=server.sip_address,
+        service="8306",
+        users=[_user(server, "2001")],
+        timeout_s=30,
+    )
+    result = caller.run()
+    assert result.ok, result.describe()
+    assert instant.wait(timeout=10).ok
+    time.sleep(1.0)
+
+    # 3. ... and is offered the next call again: neither phone left 2002 reserved or on a call.
+    normal = _phone(sipp, port)
+    result = _caller(sipp, server, "2001", "8306", talkms=1500).run()
+    assert result.ok, result.describe()
+    assert normal.wait(timeout=10).ok
+    assert _callers(normal) == ["2001"]
+    agents = {a["extension"]: a for a in _json(server, "agent", "list")}
+    assert agents["2002"]["state"] == "available"
+
+
 # --- 3. overflow on max wait ----------------------------------------------------------------
 
 
