@@ -59,18 +59,35 @@ def _phone(sipp: Any, port: int, scenario: str = "uas_answer.xml", **kw: Any) ->
     return sipp(scenario, local_port=port, **kw).start().wait_ready()
 
 
+def _log(phone: Sipp) -> str:
+    return phone.messages_path.read_text(errors="replace") if phone.messages_path.exists() else ""
+
+
+def _messages(phone: Sipp, start: str) -> list[tuple[datetime, str]]:
+    """(time, rest of the log) for each message in the phone's trace whose first line starts
+    with ``start`` (sent or received), in order."""
+    log = _log(phone)
+    return [
+        (datetime.fromisoformat(match.group(1).replace(" ", "T")), log[match.end() :])
+        for match in _ENTRY.finditer(log)
+        if match.group(2).startswith(start)
+    ]
+
+
 def _invites(phone: Sipp) -> list[tuple[datetime, str]]:
-    """(time received, caller number in From) for each INVITE the phone received, in order."""
-    log = phone.messages_path.read_text(errors="replace") if phone.messages_path.exists() else ""
+    """(time, caller number in From) for each INVITE in the phone's trace, in order."""
     seen: list[tuple[datetime, str]] = []
-    for match in _ENTRY.finditer(log):
-        if not match.group(2).startswith("INVITE "):
-            continue
-        rest = log[match.end() :]
+    for stamp, rest in _messages(phone, "INVITE "):
         sender = re.search(r"\nFrom:[^<\n]*<sip:([^@>]+)@", rest)
-        stamp = datetime.fromisoformat(match.group(1).replace(" ", "T"))
         seen.append((stamp, sender.group(1) if sender else ""))
     return seen
+
+
+def _waited(caller: Sipp) -> float:
+    """Seconds from the caller's ACK of minicc's answer (joining the queue) to its BYE."""
+    (bye, _), *_ = _messages(caller, "BYE ")
+    acked = [stamp for stamp, _ in _messages(caller, "ACK ") if stamp <= bye]
+    return (bye - acked[-1]).total_seconds()
 
 
 def _callers(phone: Sipp) -> list[str]:
@@ -402,29 +419,52 @@ def test_queue_statistics_equal_the_calls_made(minicc_server: MiniccServer, sipp
     _cli(server, "number", "add", "8304", "--to", "queue:st")
     time.sleep(RELOAD_S)
     agent = _phone(sipp, _register(sipp, server, "2002"), calls=3)
-    log: list[str] = []
+    log: list[tuple[str, float]] = []  # (outcome, seconds waited) per call, as the test saw
 
-    for _ in range(3):  # answered: the agent answers, the caller hangs up after 1 s
+    for _ in range(3):  # answered at once: the agent is free; the caller hangs up after 1 s
         result = _caller(sipp, server, "2001", "8304", talkms=1000).run()
         assert result.ok, result.describe()
-        log.append("answered")
+        log.append(("answered", 0.0))
         time.sleep(1.0)
     assert agent.wait().ok
-    # No agent free: callers hear music and hang up -- abandoned.
+    # No agent free: callers hear music and hang up -- abandoned after about 1.5 s.
     _cli(server, "agent", "set-state", "2002", "paused", "--reason", "break")
     time.sleep(RELOAD_S)
     for _ in range(2):
-        result = _caller(sipp, server, "2003", "8304", talkms=1500).run()
+        caller = _caller(sipp, server, "2003", "8304", talkms=1500)
+        result = caller.run()
         assert result.ok, result.describe()
-        log.append("abandoned")
+        log.append(("abandoned", _waited(caller)))
 
-    expected = {"answered": log.count("answered"), "abandoned": log.count("abandoned")}
+    answered = [w for outcome, w in log if outcome == "answered"]
+    abandoned = [w for outcome, w in log if outcome == "abandoned"]
+    expected = {
+        "offered": len(log),
+        "answered": len(answered),
+        "abandoned": len(abandoned),
+        "waiting": 0,
+        "handled": len(answered),  # every wrap-up (0.5 s) is over
+        "callbacks_requested": 0,
+    }
+    seen: list[Any] = []
 
     def live() -> dict[str, Any] | None:
         row = _json(server, "queue", "stats", "st")["queues"]["st"]["live"]
-        if row and {k: row.get(k) for k in expected} == expected and row.get("waiting") == 0:
-            return row
+        seen[:] = [row]
+        if row and {k: row.get(k) for k in expected} == expected:
+            return dict(row)
         return None
 
-    row = _poll("statistics snapshot with the test's counts", live, timeout=STATS_SAVE_S * 3)
-    assert row["answered"] == 3 and row["abandoned"] == 2
+    deadline = time.monotonic() + STATS_SAVE_S * 3
+    row = None
+    while row is None and time.monotonic() < deadline:
+        row = live()
+        time.sleep(0.5)
+    assert row is not None, f"expected {expected}, last snapshot {seen}"
+    # Everyone waited far less than the 20 s threshold: all answered and abandoned within it.
+    assert row["answered_within"] == len(answered)
+    assert row["abandoned_within"] == len(abandoned)
+    assert row["service_level"] == pytest.approx(100.0)
+    assert row["asa"] is not None and row["asa"] < 1.0
+    assert row["avg_abandon_wait"] == pytest.approx(sum(abandoned) / len(abandoned), abs=0.5)
+    assert row["abandon_wait_max"] == pytest.approx(max(abandoned), abs=0.5)
