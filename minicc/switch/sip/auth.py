@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from enum import Enum
 
 from minicc.switch.sip.errors import SipParseError
-from minicc.switch.sip.message import Request, Response, make_response
-from minicc.switch.sip.uri import SipUri, parse_uri, quote
+from minicc.switch.sip.message import URI_CACHE, Request, Response, make_response
+from minicc.switch.sip.uri import SipUri, quote
 
 log = logging.getLogger(__name__)
 
@@ -581,8 +581,9 @@ def _digest_uri_matches(digest_uri: str, request_uri: str) -> bool:
     if digest_uri == request_uri:
         return True
     try:
-        ours = parse_uri(request_uri)
-        theirs = parse_uri(digest_uri)
+        # Cached and shared: only read here (with_user makes a new URI).
+        ours = URI_CACHE(request_uri)
+        theirs = URI_CACHE(digest_uri)
     except SipParseError:
         return False
     if _uri_identity(theirs) == _uri_identity(ours):

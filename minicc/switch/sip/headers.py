@@ -8,7 +8,7 @@ unfolding) so a message relayed by the B2BUA carries unknown headers through unc
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -385,11 +385,16 @@ def _is_unquoted_display(text: str) -> bool:
     return _UNQUOTED_DISPLAY_RE.fullmatch(text) is not None and text.isprintable()
 
 
-def parse_name_addr(text: str) -> NameAddr:
+def parse_name_addr(text: str, *, uri_parser: Callable[[str], SipUri] = parse_uri) -> NameAddr:
     """Parse ``name-addr`` or ``addr-spec`` followed by header parameters (RFC 3261 §20.10).
 
     #  name-addr    = [ display-name ] LAQUOT addr-spec RAQUOT
     #  display-name = *(token LWS) / quoted-string
+
+    Args:
+        text: the header value.
+        uri_parser: parses the URI inside; the message layer passes its cache, since one
+            URI recurs under many tags (``<sip:alice@host>;tag=...`` on every call).
 
     Raises:
         SipParseError: when the value is malformed.
@@ -402,11 +407,11 @@ def parse_name_addr(text: str) -> NameAddr:
         if quoted is not None:
             display = _UNESCAPE_RE.sub(r"\1", quoted) if "\\" in quoted else quoted
         return NameAddr(
-            uri=parse_uri(uri_text),
+            uri=uri_parser(uri_text),
             display=display,
             params=parse_params(params_text, what=text) if params_text else {},
         )
-    return _parse_name_addr_slow(text)
+    return _parse_name_addr_slow(text, uri_parser)
 
 
 # Fast path of parse_name_addr: a quoted display name without control characters or a
@@ -422,7 +427,7 @@ _NAME_ADDR_RE = re.compile(
 _UNESCAPE_RE = re.compile(r"\\(.)", re.DOTALL)
 
 
-def _parse_name_addr_slow(text: str) -> NameAddr:
+def _parse_name_addr_slow(text: str, uri_parser: Callable[[str], SipUri]) -> NameAddr:
     display: str | None = None
     rest = text
     if text.startswith('"'):
@@ -443,7 +448,7 @@ def _parse_name_addr_slow(text: str) -> NameAddr:
         gt = rest.find(">", lt)
         if gt < 0:
             raise SipParseError(f"unterminated <uri> in {text!r}")
-        uri = parse_uri(rest[lt + 1 : gt])
+        uri = uri_parser(rest[lt + 1 : gt])
         params_text = rest[gt + 1 :].strip()
         if params_text and not params_text.startswith(";"):
             raise SipParseError(f"junk after <uri> in {text!r}")
@@ -453,7 +458,7 @@ def _parse_name_addr_slow(text: str) -> NameAddr:
     if "," in uri_text or "?" in uri_text:
         # RFC 4475 §3.1.2.13: a URI with these must be enclosed in <>.
         raise SipParseError(f"addr-spec with ',' or '?' must be in <> in {text!r}")
-    uri = parse_uri(uri_text)
+    uri = uri_parser(uri_text)
     params = parse_params(semi + params_text, what=text) if semi else {}
     return NameAddr(uri=uri, display=None, params=params)
 

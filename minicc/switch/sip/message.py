@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from minicc.switch.sip.cache import ParseCache
@@ -68,9 +69,13 @@ REASONS: dict[int, str] = {
 # seconds of calls at several hundred calls per second: a response finds its request's
 # values, a dialog's later requests its From and To.
 VIA_CACHE: ParseCache[Via] = ParseCache(parse_via, 2048)
-NAME_ADDR_CACHE: ParseCache[NameAddr] = ParseCache(parse_name_addr, 2048)
 CSEQ_CACHE: ParseCache[CSeq] = ParseCache(parse_cseq, 1024)
-URI_CACHE: ParseCache[SipUri] = ParseCache(parse_uri, 1024)
+URI_CACHE: ParseCache[SipUri] = ParseCache(parse_uri, 2048)
+# A name-addr's URI through the URI cache: From and To differ by their tag on every call,
+# the URI inside does not. Shared like everything cached, so never changed in place.
+NAME_ADDR_CACHE: ParseCache[NameAddr] = ParseCache(
+    functools.partial(parse_name_addr, uri_parser=URI_CACHE), 2048
+)
 
 
 @dataclass(slots=True)
