@@ -252,6 +252,59 @@ def test_callback_is_offered_when_the_estimate_exceeds_the_threshold(
     agent.stop()
 
 
+def test_caller_refused_by_a_full_queue_takes_a_callback_served_after_those_ahead(
+    minicc_server: MiniccServer, sipp: Any
+) -> None:
+    server = minicc_server
+    _cli(server, "queue", "add", "fq", "--strategy", "longest-idle", "--max-length", "1",
+         "--overflow", "callback-offer", "--ring-timeout", "10", "--wrap-up", "1")  # fmt: skip
+    _cli(server, "queue", "member", "add", "fq", "2002")
+    _cli(server, "agent", "set-state", "2002", "paused")
+    _cli(server, "number", "add", "8307", "--to", "queue:fq")
+    time.sleep(RELOAD_S)
+    refused_port = _register(sipp, server, "2001")
+    agent_port = _register(sipp, server, "2002")
+
+    # 2003 waits in the queue (its one place is taken) until the agent hangs up on it.
+    first = sipp(
+        "uac_wait_bye.xml",
+        remote=server.sip_address,
+        service="8307",
+        users=[_user(server, "2003")],
+        timeout_s=45,
+    ).start()
+    time.sleep(1.5)
+    # 2001 finds the queue full: "all agents are busy, press 1 to be called back"; it does.
+    refused = sipp(
+        "uac_ivr_wait_bye.xml",
+        remote=server.sip_address,
+        service="8307",
+        users=[_user(server, "2001")],
+        variables={"waitms": 3500},
+        substitutions={"DTMF_PCAP": DTMF.format("1")},
+        timeout_s=30,
+    )
+    result = refused.run()
+    assert result.ok, result.describe()
+    assert [(c["number"], c["status"]) for c in _json(server, "queue", "callbacks", "fq")] == [
+        ("2001", "pending")
+    ]
+
+    agent = _phone(sipp, agent_port, "uas_answer_bye.xml", calls=2, variables={"talkms": 1000})
+    customer = _phone(sipp, refused_port)
+    _cli(server, "agent", "set-state", "2002", "available")
+    for run in (first, agent, customer):
+        assert run.wait().ok, run.wait().describe()
+    # The caller who was in the queue first is served first, then the callback, agent first.
+    assert _callers(agent) == ["2003", "2001"]
+    assert _invites(agent)[1][0] < _invites(customer)[0][0]
+    done = _poll(
+        "callback done",
+        lambda: [c for c in _json(server, "queue", "callbacks", "fq") if c["status"] == "done"],
+    )
+    assert [(c["number"], c["result"]) for c in done] == [("2001", "connected")]
+
+
 # --- 2. auto-pause after misses; a missed agent is not re-rung for the same call ----------------
 
 
