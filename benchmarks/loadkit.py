@@ -322,7 +322,8 @@ def load_callee(
         timeout_s=timeout_s,
         trace_messages=False,
         rtp_echo=rtp_echo,
-        extra_args=["-fd", "1"],
+        # A big echo socket buffer: the echo must not be where packets are lost.
+        extra_args=["-fd", "1", *(["-rtp_buffsize", str(4 << 20)] if rtp_echo else [])],
         name="callee",
     )
 
