@@ -509,6 +509,25 @@ def save(
 # --- command line ------------------------------------------------------------------------------
 
 
+def _snapshot(rev: str) -> tuple[str, str]:
+    """Extract ``minicc/`` of git revision ``rev`` to a temporary directory.
+
+    Returns:
+        The full commit id and the directory (to put first on the server's PYTHONPATH).
+    """
+    commit = subprocess.run(
+        ["git", "rev-parse", "--verify", f"{rev}^{{commit}}"],
+        cwd=loadkit.REPO, capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    target = Path(tempfile.mkdtemp(prefix=f"minicc-{commit[:10]}-"))
+    archive = subprocess.run(
+        ["git", "archive", commit, "minicc"], cwd=loadkit.REPO, capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    log(f"server from commit {commit} ({target})")
+    return commit, str(target)
+
+
 def _floats(text: str) -> list[float]:
     return [float(v) for v in text.split(",") if v.strip()]
 
@@ -573,6 +592,11 @@ def main(argv: list[str] | None = None) -> int:
         help="run the server from this copy of the package (A/B of a patch; implies --label)",
     )
     parser.add_argument("--label", help="save results as <benchmark>-<label>.json")
+    parser.add_argument(
+        "--server-rev",
+        help="measure the server of this git revision (a snapshot of its minicc package), "
+        "so that work in progress in the checkout does not leak into the figures",
+    )
     args = parser.parse_args(argv)
     command = "python -m benchmarks.bench_switch " + " ".join(argv or sys.argv[1:])
     from benchmarks import report
@@ -583,6 +607,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.server_path:
         Rig.server_path = str(Path(args.server_path).resolve())
         args.label = args.label or "patched"
+    server_rev = None
+    if args.server_rev:
+        server_rev, Rig.server_path = _snapshot(args.server_rev)
     names = ["micro", "cps", "cps-relay", "baseline", "media", "held"]
     todo = names if args.benchmark == "all" else [args.benchmark]
     for name in todo:
@@ -603,7 +630,8 @@ def main(argv: list[str] | None = None) -> int:
             data = micro_run(ns)
         else:
             data = held_sweep(ns)
-        save(name, {"settings": settings, **data}, command, args.quick, args.label)
+        extra = {"server_rev": server_rev} if server_rev else {}
+        save(name, {"settings": settings, **extra, **data}, command, args.quick, args.label)
     if args.label:
         return 0
     if args.quick:

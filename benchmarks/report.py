@@ -96,6 +96,11 @@ def _machine(data: dict[str, Any]) -> str:
     )
 
 
+def _rev(data: dict[str, Any]) -> str:
+    rev = data.get("server_rev")
+    return f", server of commit {rev[:10]}" if rev else ""
+
+
 def _busy(runs: list[Result]) -> str:
     return stat(runs, lambda r: r["machine_busy_pct"], "{:.0f}")
 
@@ -124,7 +129,7 @@ def cps_section(cps: dict[str, Any], title: str) -> list[str]:
     lines += [
         f"Highest sustained rate: **{best:g} calls/s**" if best else "No rate passed.",
         "",
-        f"`{cps.get('command', '?')}` — {cps.get('date', '?')}; calls created for "
+        f"`{cps.get('command', '?')}` — {cps.get('date', '?')}{_rev(cps)}; calls created for "
         f"{cps['seconds']:g} s, each held {cps['talk_ms'] / 1000:g} s.",
         "",
     ]
@@ -155,7 +160,7 @@ def baseline_section(base: dict[str, Any]) -> list[str]:
             ]
         )
     lines = [
-        f"`{base.get('command', '?')}` — {base.get('date', '?')}.",
+        f"`{base.get('command', '?')}` — {base.get('date', '?')}{_rev(base)}.",
         "",
         *_table(
             [
@@ -199,7 +204,7 @@ def media_section(media: dict[str, Any]) -> list[str]:
             ]
         )  # fmt: skip
     return [
-        f"`{media.get('command', '?')}` — {media.get('date', '?')}; held "
+        f"`{media.get('command', '?')}` — {media.get('date', '?')}{_rev(media)}; held "
         f"{media['hold_s']:g} s while measured, {media['probe_calls']} probe calls.",
         "",
         *_table(
@@ -242,7 +247,7 @@ def held_section(held: dict[str, Any]) -> list[str]:
             ]
         )
     return [
-        f"`{held.get('command', '?')}` — {held.get('date', '?')}; set up at "
+        f"`{held.get('command', '?')}` — {held.get('date', '?')}{_rev(held)}; set up at "
         f"{held['rate']:g} calls/s, measured once every transaction had ended (64*T1 after "
         "the last setup), median of the samples over the hold.",
         "",
@@ -303,7 +308,7 @@ def ab_section() -> list[str]:
 
 
 def micro_section(micro: dict[str, Any]) -> list[str]:
-    lines = [f"`{micro.get('command', '?')}` — {micro.get('date', '?')}.", ""]
+    lines = [f"`{micro.get('command', '?')}` — {micro.get('date', '?')}{_rev(micro)}.", ""]
     for name, output in micro.get("outputs", {}).items():
         lines += [f"`{name}`:", "", "```", output.rstrip(), "```", ""]
     return lines
