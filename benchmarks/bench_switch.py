@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -481,7 +482,11 @@ def micro_run(args: argparse.Namespace) -> dict[str, Any]:
     ):
         argv = [sys.executable, "-m", module, *extra]
         log(f"micro: {' '.join(argv[1:])}")
-        proc = subprocess.run(argv, cwd=loadkit.REPO, capture_output=True, text=True, timeout=900)
+        # With --server-rev the snapshot's package is measured: it is the working directory
+        # (first on sys.path), the benchmarks come from this checkout.
+        cwd = Rig.server_path or str(loadkit.REPO)
+        env = {**os.environ, "PYTHONPATH": str(loadkit.REPO)}
+        proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
         if proc.returncode != 0:
             raise RuntimeError(f"{module} failed: {proc.stderr[-2000:]}")
         outputs[f"python -m {module} {' '.join(extra)}".strip()] = proc.stdout
