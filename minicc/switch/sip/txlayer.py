@@ -194,7 +194,11 @@ def response_destination(via: Via, source: Peer) -> Peer:
     port = via.port or _default_port(source.transport)
     if rport and rport.isdigit():
         port = int(rport)
-    return Peer(source.transport, host.strip("[]"), port)
+    if "[" in host:
+        host = host.strip("[]")
+    if host == source.host and port == source.port:
+        return source  # the usual case: no new object (and equal keys share their strings)
+    return Peer(source.transport, host, port)
 
 
 def server_key_of(message: Request | Response, via: Via | None = None) -> ServerTxKey:
@@ -362,10 +366,8 @@ class TransactionLayer:
         if tx is not None:
             self._server_input(tx, TxInput.RECV_REQUEST, now)
             return
+        # The source itself when equal: 10k calls keep no equal copies of it.
         dest = response_destination(via, source)
-        # Memory for 10k calls: share the source's objects instead of keeping equal copies.
-        if dest == source:
-            dest = source
         if key.host == source.host and key.port == source.port:
             key = ServerTxKey(key.branch, source.host, source.port, key.method)
         if request.method == "INVITE":
