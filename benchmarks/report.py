@@ -231,6 +231,38 @@ def media_section(media: dict[str, Any]) -> list[str]:
     ]
 
 
+def per_call_section(data: dict[str, dict[str, Any] | None]) -> list[str]:
+    """(c) in one table: CPU and memory per call, signaling only and with relayed media."""
+    rows = []
+    cps, held, media = data["cps"], data["held"], data["media"]
+    at = (cps or {}).get("runs", {}).get(f"{TARGET_SETUP_AT:g}", [])
+    held_runs = next(iter((held or {}).get("runs", {}).values()), [])
+    if at or held_runs:
+        rows.append(
+            [
+                "signaling only (relay off)",
+                stat(at, lambda r: r["server_cpu_ms_per_call"], "{:.2f}")
+                + f" ms per call at {TARGET_SETUP_AT} calls/s",
+                stat(held_runs, lambda r: r["rss_kb_per_call"], "{:.1f}")
+                + f" KB ({next(iter((held or {}).get('runs', {'?': 0})))} calls held)",
+            ]
+        )
+    for calls, runs in sorted((media or {}).get("runs", {}).items(), key=lambda kv: int(kv[0])):
+        rows.append(
+            [
+                f"G.711 relayed both ways ({calls} calls)",
+                stat(runs, lambda r: r["server_cpu_pct_per_call"] * 10, "{:.2f}")
+                + " ms CPU per call-second ("
+                + stat(runs, lambda r: r["server_cpu_us_per_packet"], "{:.1f}")
+                + " µs per packet)",
+                stat(runs, lambda r: r["rss_kb_per_call"], "{:.1f}") + " KB",
+            ]
+        )
+    if not rows:
+        return []
+    return [*_table(["", "CPU", "RSS per call"], rows), ""]
+
+
 def held_section(held: dict[str, Any]) -> list[str]:
     rows = []
     for calls, runs in sorted(held["runs"].items(), key=lambda kv: int(kv[0])):
@@ -416,7 +448,8 @@ def write_doc(path: Path = DOC) -> None:
         lines += ["## (b) Relayed media", "", *narrative.MEDIA, ""]
         lines += media_section(data["media"])
     if data["held"]:
-        lines += ["## (c) Memory and CPU per call", "", *narrative.HELD, ""]
+        lines += ["## (c) Memory and CPU per call", "", *per_call_section(data)]
+        lines += [*narrative.HELD, ""]
         lines += held_section(data["held"])
     if data["micro"]:
         lines += ["## Micro-benchmarks (no network)", "", *narrative.MICRO, ""]
