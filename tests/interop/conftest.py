@@ -16,6 +16,7 @@ import pytest
 from tests.conftest import require_tool
 from tests.interop.audio import make_tone_wav
 from tests.interop.baresip import Account, Baresip
+from tests.interop.ports import release_all
 from tests.interop.server import MiniccServer
 from tests.interop.sipp import Sipp
 
@@ -44,6 +45,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 # --- minicc ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _release_ports() -> Iterator[None]:
+    """Torn down after the test's servers and phones (autouse fixtures set up first, so they
+    finish last): their ports may be handed out again."""
+    yield
+    release_all()
 
 
 @pytest.fixture

@@ -113,6 +113,16 @@ def free_port_range(count: int, *, udp: bool = True, tcp: bool = False, attempts
     raise RuntimeError(f"no {count} consecutive free ports on {LOOPBACK}")
 
 
+def release_all() -> None:
+    """Forget every port handed out, once the processes that used them have stopped.
+
+    Called after each test (tests/interop/conftest.py): without it one pytest process would
+    run out of the range after some fifty servers.
+    """
+    with _lock:
+        _handed_out.clear()
+
+
 def udp_port_bound(port: int, host: str = LOOPBACK) -> bool:
     """Return True if some process has a UDP socket bound to ``host:port`` (Linux).
 
