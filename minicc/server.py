@@ -402,7 +402,8 @@ async def serve(config: ServeConfig, on_ready: Callable[[Server], None] | None =
     await server.start()
     if on_ready is not None:
         on_ready(server)
-    log.info("minicc serving SIP on %s:%s", config.bind, server.switch.ports)
+    ports = ", ".join(f"{t.value.lower()} {p}" for t, p in server.switch.ports.items())
+    log.info("minicc serving SIP on %s (%s)", config.bind, ports)
     await stop.wait()
     log.info(
         "shutting down: %d active calls",
