@@ -63,8 +63,8 @@ def signaling_run(
     calls = max(1, round(rate * seconds))
     limit = math.ceil(rate * (talk_ms / 1000 + 10))  # room for slow setups, still bounded
     timeout = seconds + talk_ms / 1000 + 60
-    # Four ports per live call; the harness hands out ranges inside 20000-32000 only.
-    ports = min(math.ceil(rate * talk_ms / 1000 * 4 * 1.05) + 200, 11_600) if relay else 200
+    # Four ports per live call (two RTP/RTCP pairs), with room for slow hang-ups.
+    ports = math.ceil(rate * talk_ms / 1000 * 4 * 1.1) + 400 if relay else 200
     rig = Rig(workdir, media_relay=relay, rtp_ports=ports)
     rig.start()
     try:
@@ -237,7 +237,8 @@ def media_run(workdir: Path, *, calls: int, hold_s: float, probe_calls: int) -> 
         callee.wait(timeout=60)
     finally:
         rig.stop()
-    lo, hi = rig.server.rtp_ports
+    assert rig.rtp_range is not None
+    lo, hi = rig.rtp_range
     relay_drops = sum(v - drops0.get(p, 0) for p, v in drops1.items() if lo <= p <= hi)
     echo_drops = drops1.get(callee.media_port, 0) - drops0.get(callee.media_port, 0)
     span = after["t"] - held["t"]
@@ -560,7 +561,12 @@ FULL = {
         "talk_ms": 10000,
         "runs": 3,
     },
-    "cps-relay": {"rates": [150.0, 200.0, 250.0], "seconds": 60.0, "talk_ms": 10000, "runs": 3},
+    "cps-relay": {
+        "rates": [200.0, 250.0, 300.0, 350.0],
+        "seconds": 60.0,
+        "talk_ms": 10000,
+        "runs": 3,
+    },
     "baseline": {"rates": [400.0, 800.0], "seconds": 60.0, "talk_ms": 10000, "runs": 3},
     "media": {"calls": [500, 700], "hold": 60.0, "probe_calls": 10, "runs": 3},
     "held": {"calls": [10000], "rate": 250.0, "hold": 20.0, "settle": 36.0, "runs": 3},

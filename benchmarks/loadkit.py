@@ -33,6 +33,7 @@ from tests.interop.sipp import Sipp, SipUser
 REPO = Path(__file__).resolve().parents[1]
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 REGISTER = REPO / "tests" / "interop" / "scenarios" / "register.xml"
+RELAY_PORTS = (34000, 58000)  # for relays needing more ports than the harness hands out
 _TICK = os.sysconf("SC_CLK_TCK")
 _PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
@@ -242,8 +243,18 @@ class Rig:
         args = ["--log-level", "warning"]
         if not media_relay:
             args += ["--media-relay", "off"]
+        self.rtp_range: tuple[int, int] | None = None
+        if media_relay and rtp_ports > 1000:
+            # Thousands of ports: a range of our own above the harness's (whose 20000-32000
+            # fills up over a long session). The relay skips ports other programs hold.
+            self.rtp_range = (RELAY_PORTS[0], min(RELAY_PORTS[0] + rtp_ports, RELAY_PORTS[1]))
+            args += ["--rtp-port-min", str(self.rtp_range[0])]
+            args += ["--rtp-port-max", str(self.rtp_range[1])]
+            rtp_ports = 2
         env = {"PYTHONPATH": Rig.server_path} if Rig.server_path else None
         self.server = MiniccServer(workdir, extra_args=args, rtp_port_count=rtp_ports, env=env)
+        if self.rtp_range is None:
+            self.rtp_range = self.server.rtp_ports
         self.callee_port: int | None = None
 
     def start(self) -> Rig:

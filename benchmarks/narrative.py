@@ -64,12 +64,10 @@ CPS = [
 
 CPS_RELAY = [
     "With the relay on, every call also binds two RTP/RTCP port pairs for its 10 s: four "
-    "ports and four open files per live call. The test harness gives the server at most "
-    "11,600 ports (its ranges are drawn from 20000-32000) and the process may open 20,000 "
-    "files, so 250 calls/s of 10 s calls is the most this setup can hold; a deployment sets a "
-    "wider `--rtp-port-min/--rtp-port-max`. No RTP is sent in these runs, so the difference "
-    "to the table above is what anchoring media costs the signaling path (port allocation, "
-    "SDP rewriting, closing).",
+    "ports and four open files per live call, so the process's limit of 20,000 open files "
+    "caps these runs near 4,500 live calls (450 calls/s of 10 s calls). No RTP is sent in "
+    "these runs: the difference to the table above is what anchoring media costs the "
+    "signaling path (port allocation, SDP rewriting, closing).",
 ]
 
 BASELINE = [
@@ -123,40 +121,55 @@ MICRO = [
 WHERE_TIME_GOES = [
     "## Where the time goes",
     "",
-    "Profiles were taken with py-spy on the server under sipp load and with cProfile on "
-    "`bench_callflow`. The changes made for speed, in `minicc/switch/sip/`:",
+    "Profiles were taken with py-spy (`--gil`, so only samples that run Python) on the server "
+    "under sipp load and with cProfile on `bench_callflow`. Under signaling load the event "
+    "loop spends its time in, roughly: the B2BUA and switch logic with the SIP calls they "
+    "make (a third), parsing and validating the 8 received messages (a sixth), the "
+    "transaction layer (a tenth), `sendto` of the 9 sent messages (a tenth: on loopback the "
+    "sender pays for the receiver's wake-up), SDP parsing and rewriting, and the cyclic "
+    "garbage collector (about a tenth of the CPU, in pauses of 100-300 ms).",
+    "",
+    "Changes made for speed, in `minicc/switch/sip/` (in-process call flow: 3.0 ms to under "
+    "1.3 ms CPU per call; server under sipp load: 4.2 ms to about 2.7 ms):",
     "",
     "- **Parse once, share everywhere** (`cache.py`): a response repeats its request's Via, "
-    "From, To and CSeq, a dialog's requests repeat From and To, and a peer's response carries "
-    "the Via we sent. Parsed values are kept per header text in a bounded two-generation cache "
-    "shared by all messages (read-only; accessors copy), instead of a per-message memo.",
+    "From, To and CSeq, a dialog's requests repeat From and To, a peer's response carries the "
+    "Via we sent, and From/To differ from call to call by their tag only. Parsed values are "
+    "kept per header text in bounded two-generation caches shared by all messages (read-only; "
+    "the accessors hand out copies), the URI inside a name-addr through the URI cache, and the "
+    "texts minicc writes itself (stamped Via, new Via, To with a tag, in-dialog From/To) are "
+    "seeded with the values they were made from.",
     "- **Transactions keep bytes, not messages**: after the final response a server "
-    "transaction keeps only what it re-sends, and an ACKed 2xx nothing; a client transaction "
-    "drops its request at the final response. Transactions outlive their call by up to 32 s "
-    "(Timers J, L, M), so this is most of the garbage collector's work and memory under load.",
-    "- Header lookups without exceptions, single-value `get_all` in C, one-pass "
-    "`make_response`; `stamp_via` and `_ensure_via` through the cache; branches and tags from a "
-    "4 KB buffer of kernel randomness instead of one `getrandom` call each; identity hashes for "
+    "transaction keeps only what it re-sends, an ACKed 2xx nothing; a client transaction drops "
+    "its request at the final response and re-sends stored bytes. Transactions outlive their "
+    "call by up to 32 s (Timers J, L, M), so this is a large part of the memory and of the "
+    "collector's work under load.",
+    "- Header lookups without exceptions and without a call to find the key, single-line "
+    "`get_all` in C, one-pass `make_response`, dialogs built without `dataclasses.replace`, "
+    "the response destination reusing the source `Peer`; branches and tags from a 4 KB "
+    "buffer of kernel randomness instead of one `getrandom` call each; identity hashes for "
     "the enums used as dictionary keys on every message.",
     "",
-    "What remains outside those files (suggested to their owners):",
+    "Suggested outside those files (measured below):",
     "",
-    "- **The cyclic garbage collector.** The process imports FastAPI, pydantic and uvicorn "
-    "(some 150,000 container objects), and every full collection walks them again: with the "
-    "default thresholds, full collections under load took 100-200 ms each, about 10 % of the "
-    "CPU, and stall the event loop (setup-time and RTP-delay outliers). `gc.freeze()` once "
-    "the server has started and `gc.set_threshold(7000, 20, 100)` cut the CPU per call by "
-    "about a fifth in an experiment.",
-    "- **Calls kept after they end.** The B2BUA keeps each callee INVITE's continuation (a "
-    "closure over the whole call: messages, dialogs, SDP) for 32 s after the call ends, to "
-    "answer a late 2xx; under load that is 32 s worth of ended calls in memory for the "
-    "collector to walk. Keeping only what a late 2xx needs (the callee INVITE, its peer and "
-    "SDP origin) halves the peak memory of the 200 calls/s run.",
-    "- **Sending.** A UDP `sendto` on loopback costs the sender the receiver's wake-up; with "
-    "minicc and two sipps on two cores, the server's event loop spends a noticeable share of "
-    "its wall time inside `sendto`. Nothing to fix in minicc, but it is why the loaded CPU "
-    "share of one core is below 100 % when a rate starts to fail.",
-    "- The CDR writer (SQLite in its own thread, batched) costs about 0.2 ms CPU per call.",
+    "- **The cyclic garbage collector** (`server.py`). The server imports FastAPI, pydantic "
+    "and uvicorn, some 150,000 container objects that every full collection walks again, on "
+    "top of the live calls. Full collections under load take 100-300 ms and stall the event "
+    "loop: they are the setup-time tail (p95/p99) and, past 350 calls/s, the INVITE "
+    "retransmissions that tip a run into failure. After `await server.start()` in `serve()`: "
+    "`gc.collect(); gc.freeze(); gc.set_threshold(7000, 20, 100)`.",
+    "- **Ended calls kept for 32 s** (`b2bua.py`). Each callee INVITE's continuation, a "
+    "closure over the whole call (messages, dialogs, SDP, media), stays registered for 64*T1 "
+    "after the call ends so that a late 2xx can be ACKed and hung up. In `_finish`, replace "
+    "each fork's continuation with `functools.partial(self._late_answer, fork)` where "
+    "`_late_answer(leg, response)` calls `self._ack_and_bye(leg, response)` for a 2xx: the leg "
+    "is all a late 2xx needs.",
+    "- Smaller ones: `Switch._is_loop` builds the `ports` dict and a set for every INVITE "
+    "(compute the set once at start); `Switch._tenant_for` and `b2bua._request_user` parse the "
+    "Request-URI again (`request.request_uri` is cached); `B2BUA._new_tag` and the 401's "
+    "`secrets.token_hex` make one `getrandom` system call per tag "
+    "(`minicc.switch.sip.tokens.BufferedSystemRandom`, or `tx.new_tag()`); the CDR writer "
+    "(SQLite, its own thread, batched) costs about 0.2 ms CPU per call.",
 ]
 
 AB = [
