@@ -33,7 +33,9 @@ from tests.interop.sipp import Sipp, SipUser
 REPO = Path(__file__).resolve().parents[1]
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 REGISTER = REPO / "tests" / "interop" / "scenarios" / "register.xml"
-RELAY_PORTS = (34000, 58000)  # for relays needing more ports than the harness hands out
+# For relays needing more ports than the harness hands out: below its 20000-32000 and far
+# from the ephemeral range (32768-60999) where the SIP and HTTP ports are picked.
+RELAY_PORTS = (2000, 19998)
 _TICK = os.sysconf("SC_CLK_TCK")
 _PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
@@ -245,7 +247,7 @@ class Rig:
             args += ["--media-relay", "off"]
         self.rtp_range: tuple[int, int] | None = None
         if media_relay and rtp_ports > 1000:
-            # Thousands of ports: a range of our own above the harness's (whose 20000-32000
+            # Thousands of ports: a range of our own below the harness's (whose 20000-32000
             # fills up over a long session). The relay skips ports other programs hold.
             self.rtp_range = (RELAY_PORTS[0], min(RELAY_PORTS[0] + rtp_ports, RELAY_PORTS[1]))
             args += ["--rtp-port-min", str(self.rtp_range[0])]
