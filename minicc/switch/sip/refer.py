@@ -208,10 +208,7 @@ def notify_headers(status: int, *, expires: int = 60) -> list[tuple[str, str]]:
     A provisional status keeps the subscription active; a final one terminates it with
     ``reason=noresource`` (RFC 3515 §2.4.7: nothing more will be reported).
     """
-    if status < 200:
-        state = f"active;expires={expires}"
-    else:
-        state = "terminated;reason=noresource"
+    state = f"active;expires={expires}" if status < 200 else "terminated;reason=noresource"
     return [
         ("Event", "refer"),
         ("Subscription-State", state),
