@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER"
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER, REFER"
 
 
 class Side(Enum):
@@ -170,6 +170,7 @@ class B2BUA:
         # imported here.
         from minicc.switch.appcalls import AppCalls
         from minicc.switch.originate import Originator
+        from minicc.switch.transfer import Transfers
 
         self._tx = tx
         self._media = media
@@ -196,6 +197,8 @@ class B2BUA:
         """Application calls: what the engine drives through the CallControl methods."""
         self.originator = Originator(self, self.app)
         """Calls minicc places itself (CallControl.originate)."""
+        self.transfers = Transfers(self)
+        """REFER (blind and attended transfer) and CallControl.transfer."""
 
     # ----------------------------------------------------------------- public surface
 
@@ -342,7 +345,7 @@ class B2BUA:
         """Route a request carrying a To tag; False when no dialog matches (caller sends 481)."""
         found = self._dialogs.get((request.call_id, request.to.tag or ""))
         if found is None:
-            return False
+            return self.transfers.handle_released(request)
         call, side = found
         leg = call.leg(side)
         if leg is None or leg.dialog is None:
@@ -365,6 +368,8 @@ class B2BUA:
             self._relay_reinvite(call, side, request)
         elif method == "INFO":
             self._handle_info(call, side, request)
+        elif method == "REFER":
+            self.transfers.handle_refer(call, side, request)
         elif method == "OPTIONS":
             self._reply(request, 200, extra=[("Allow", ALLOW)])
         else:

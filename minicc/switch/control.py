@@ -87,6 +87,43 @@ class PlaybackOutcome(Enum):
     ABORTED = "aborted"
 
 
+class TransferKind(Enum):
+    BLIND = "blind"
+    """The caller is sent to a number; the transferor is released at once."""
+    ATTENDED = "attended"
+    """The transferor joins the caller with the party of a consultation call (Replaces)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransferReport:
+    """A transfer that ended, successfully or not (:meth:`CallObserver.call_transferred`)."""
+
+    key: str
+    """The call that goes on: the caller (transferee) is on it."""
+    kind: TransferKind
+    """Blind or attended."""
+    by: str | None
+    """The transferor's extension (the agent); None when unknown."""
+    target: str
+    """The number asked for (Refer-To user part, or :meth:`CallControl.transfer`'s)."""
+    status: int
+    """The outcome as a SIP status (what the phone's NOTIFY said): 200 done, 403 refused
+    (e.g. an outside number: no trunk), 480 nobody registered, 4xx/5xx the join failed."""
+    route: Route | None = None
+    """For an accepted blind transfer: where the caller goes (EXTENSION: the engine rings
+    it with :meth:`CallControl.ring`; APPLICATION: the engine takes the caller back to its
+    queue or IVR for ``target``)."""
+    replaced: str | None = None
+    """Attended: the key of the consultation call that was merged into ``key`` (it ends
+    without a separate ``call_ended`` meaning a hang-up of the new party)."""
+    party: str | None = None
+    """Attended: the extension now talking to the caller."""
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
 class CallObserver(Protocol):
     """What the switch tells the engine. Every method is called on the event loop."""
 
@@ -148,6 +185,13 @@ class CallControl(Protocol):
 
     def hangup(self, key: str, *, status: int = 200) -> None:
         """End the call (BYE if answered, else a final ``status``)."""
+        ...
+
+    def transfer(self, key: str, target: str) -> None:
+        """Blind-transfer the call's caller to ``target`` (an extension or a number of the
+        tenant), as if the agent's phone had sent REFER: the agent's leg is released and the
+        outcome comes through :meth:`CallObserver.call_transferred` (``by`` is the agent).
+        Decided on a later turn of the loop through :meth:`CallObserver.transfer_route`."""
         ...
 
     def originate(

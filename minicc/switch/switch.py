@@ -247,6 +247,11 @@ class Switch:
         """:meth:`CallControl.hangup <minicc.switch.control.CallControl.hangup>`."""
         self._app.hangup(key, status=status)
 
+    def transfer(self, key: str, target: str) -> None:
+        """:meth:`CallControl.transfer <minicc.switch.control.CallControl.transfer>`;
+        see :mod:`minicc.switch.transfer`."""
+        self._app_b2bua.transfers.transfer(key, target)
+
     def originate(
         self,
         tenant: str,

@@ -25,6 +25,7 @@ from minicc.switch.control import (
     RingResult,
     Route,
     RouteKind,
+    TransferReport,
 )
 from minicc.switch.sip.auth import DigestAlgorithm, compute_ha1
 from minicc.switch.sip.peer import Transport
@@ -261,6 +262,18 @@ class FakeEngine:
 
     def originate_result(self, key: str, leg: OriginateLeg, result: RingResult) -> None:
         self._record("originate_result", key, leg, result)
+
+    def transfer_route(self, key: str, number: str) -> Route:
+        """Blind transfers: extensions ring, ``8xxx`` back to the engine, the rest is 403."""
+        self._record("transfer_route", key, number)
+        if number.startswith("8"):
+            return Route(kind=RouteKind.APPLICATION)
+        if number.startswith("1"):
+            return Route(kind=RouteKind.EXTENSION, extension=number)
+        return Route(kind=RouteKind.REJECT, status=403)
+
+    def call_transferred(self, key: str, report: TransferReport) -> None:
+        self._record("call_transferred", key, report)
 
     # -- for the tests ----------------------------------------------------------------------
 

@@ -1,0 +1,314 @@
+"""Call transfer through the switch: REFER from real SIP over loopback (minicc.switch.transfer).
+
+The engine's part is :class:`~tests.unit.switch.harness.FakeEngine` (``transfer_route``:
+``1xxx`` extensions, ``8xxx`` back to the engine, anything else refused with 403); the tests
+play the engine by calling the switch's CallControl methods.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote
+
+import pytest
+
+from minicc.events import CallEnded
+from minicc.switch import transfer
+from minicc.switch.control import RingResult, RouteKind, TransferKind, TransferReport
+from minicc.switch.sip.message import Request, Response
+from minicc.tenants.models import Disposition
+from tests.unit.switch.flows import Agent, AppCaller, answer_agent, answered_call, app_call
+from tests.unit.switch.harness import FakeEngine, Harness
+from tests.unit.switch.ua import Address, RtpPeer, SipUA, Talker, UaDialog, make_sdp, sdp_audio
+
+RING = 5.0
+
+
+async def _agent_call(asw: Harness, engine: FakeEngine) -> tuple[AppCaller, Agent, SipUA]:
+    """Alice (1001) calls 8000; minicc rings Bob (1002), the agent, who answers."""
+    alice = await asw.phone("acme", "1001")
+    call = await app_call(asw, engine, alice)
+    bob = await asw.phone("acme", "1002")
+    asw.switch.ring(call.key, "1002", timeout=RING)
+    agent = await answer_agent(asw, bob)
+    assert (await engine.wait("ring_result", call.key)).args[1] is RingResult.ANSWERED
+    return call, agent, bob
+
+
+async def _refer(dialog: UaDialog, refer_to: str | None, *more: str) -> Response:
+    extra = [("Referred-By", f"<sip:{dialog.ua.account.user}@acme.test>")]
+    extra += [("Refer-To", value) for value in ((refer_to,) if refer_to else ()) + more]
+    return await dialog.send("REFER", extra=extra)
+
+
+async def _notify(dialog: UaDialog) -> Request:
+    """The next NOTIFY on the dialog, answered 200 as a phone does."""
+    notify = await dialog.request("NOTIFY")
+    dialog.ua.reply(notify, 200)
+    assert notify.headers.get("Event") == "refer"
+    assert notify.content_type == "message/sipfrag"
+    return notify
+
+
+async def _notified(dialog: UaDialog, final: int) -> None:
+    """NOTIFY 100 Trying, then the final status, as RFC 3515 §2.4.4 asks."""
+    trying = await _notify(dialog)
+    assert trying.body == b"SIP/2.0 100 Trying\r\n"
+    assert (trying.headers.get("Subscription-State") or "").startswith("active")
+    done = await _notify(dialog)
+    assert done.body.startswith(f"SIP/2.0 {final} ".encode()), done.body
+    assert done.headers.get("Subscription-State") == "terminated;reason=noresource"
+
+
+async def _hears(
+    rtp: RtpPeer, payload: bytes, *, count: int = 3, never: bytes | None = None
+) -> Address:
+    """Wait for ``count`` packets carrying ``payload`` (others, e.g. music, are skipped,
+    but none may carry ``never``)."""
+    source: Address | None = None
+    heard = 0
+    while heard < count:
+        packet, source = await rtp.recv()
+        assert never is None or packet.payload != never, "a released party was heard"
+        if packet.payload == payload:
+            heard += 1
+    assert source is not None
+    return source
+
+
+async def _two_way(a: RtpPeer, a_to: Address, b: RtpPeer, b_to: Address) -> None:
+    Talker(a).send(a_to, 3, payload=b"\x31" * 160)
+    assert await _hears(b, b"\x31" * 160) == b_to
+    Talker(b).send(b_to, 3, payload=b"\x32" * 160)
+    assert await _hears(a, b"\x32" * 160) == a_to
+
+
+def _tag(value: str) -> str:
+    match = re.search(r";tag=([^;>]+)", value)
+    assert match is not None, value
+    return match.group(1)
+
+
+def _replaces_uri(ext: str, dialog: UaDialog) -> str:
+    """Refer-To for an attended transfer: ``dialog`` (the phone's, with minicc) replaced.
+    RFC 3891: to-tag is the receiver's (minicc's) tag, from-tag the phone's."""
+    value = f"{dialog.call_id};to-tag={_tag(dialog.remote)};from-tag={dialog.local_tag}"
+    return f"<sip:{ext}@acme.test?Replaces={quote(value, safe='')}>"
+
+
+async def test_blind_transfer_to_an_extension(asw: Harness, engine: FakeEngine) -> None:
+    call, agent, _bob = await _agent_call(asw, engine)
+    accepted = await _refer(agent.dialog, "<sip:1003@acme.test>")
+    assert accepted.status == 202
+    await _notified(agent.dialog, 200)
+    assert (await agent.dialog.bye()).status == 200  # the phone hangs up after NOTIFY 200
+
+    told = await engine.wait("call_transferred", call.key)
+    report = told.args[0]
+    assert isinstance(report, TransferReport)
+    assert (report.kind, report.by, report.target, report.status) == (
+        TransferKind.BLIND,
+        "1002",
+        "1003",
+        200,
+    )
+    assert report.route is not None and report.route.kind is RouteKind.EXTENSION
+    assert engine.of("call_ended", call.key) == []
+    # Nothing of the old agent reaches the caller any more.
+    Talker(agent.rtp).send(agent.sends_to, 3, payload=b"\x77" * 160)
+
+    # The engine rings the extension for the caller; Carol answers and talks to Alice.
+    carol = await asw.phone("acme", "1003")
+    asw.switch.ring(call.key, "1003", timeout=RING)
+    new = await answer_agent(asw, carol)
+    assert (await engine.wait("ring_result", call.key)).args[1] is RingResult.ANSWERED
+    Talker(new.rtp).send(new.sends_to, 3, payload=b"\x32" * 160)
+    assert await _hears(call.rtp, b"\x32" * 160, never=b"\x77" * 160) == call.sends_to
+    await _two_way(call.rtp, call.sends_to, new.rtp, new.sends_to)
+
+    await call.dialog.bye()
+    await new.dialog.request("BYE")
+    ended = await asw.events.wait(CallEnded)
+    assert ended.record.disposition is Disposition.ANSWERED
+
+
+async def test_transferor_that_does_not_hang_up_is_released(
+    asw: Harness, engine: FakeEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(transfer, "RELEASE_GRACE", 0.2)
+    call, agent, _bob = await _agent_call(asw, engine)
+    assert (await _refer(agent.dialog, "<sip:8001@acme.test>")).status == 202
+    await _notified(agent.dialog, 200)
+    bye = await agent.dialog.request("BYE")  # minicc ends the leg itself
+    agent.dialog.ua.reply(bye, 200)
+    report = (await engine.wait("call_transferred", call.key)).args[0]
+    assert report.route.kind is RouteKind.APPLICATION and report.target == "8001"
+    # The caller is the engine's again: a prompt reaches them.
+    assert engine.of("call_ended", call.key) == []
+    assert asw.b2bua.call(call.key).callee is None
+
+
+async def test_transfer_to_an_outside_number_is_refused_and_the_call_stays(
+    asw: Harness, engine: FakeEngine
+) -> None:
+    call, agent, _bob = await _agent_call(asw, engine)
+    assert (await _refer(agent.dialog, "<sip:%2B4930123456@acme.test>")).status == 202
+    await _notified(agent.dialog, 403)
+    report = (await engine.wait("call_transferred", call.key)).args[0]
+    assert (report.status, report.target, report.route) == (403, "+4930123456", None)
+    await _two_way(call.rtp, call.sends_to, agent.rtp, agent.sends_to)
+
+
+async def test_malformed_refer_gets_400_and_the_call_is_unaffected(
+    asw: Harness, engine: FakeEngine
+) -> None:
+    call, agent, _bob = await _agent_call(asw, engine)
+    missing = await _refer(agent.dialog, None)
+    assert missing.status == 400
+    assert "without Refer-To" in (missing.headers.get("Warning") or "")
+    two = await _refer(agent.dialog, "<sip:1003@acme.test>", "<sip:1001@acme.test>")
+    assert two.status == 400 and "more than one" in (two.headers.get("Warning") or "")
+    bad = await _refer(agent.dialog, "<sip:1003@acme.test?Replaces=x%3Bto-tag%3D1>")
+    assert bad.status == 400 and "from-tag" in (bad.headers.get("Warning") or "")
+    # The caller cannot transfer the agent away.
+    refused = await _refer(call.dialog, "<sip:1003@acme.test>")
+    assert refused.status == 403
+    await _two_way(call.rtp, call.sends_to, agent.rtp, agent.sends_to)
+    assert engine.of("call_transferred") == [] and engine.of("call_ended") == []
+    assert agent.dialog.ua.requests_seen("NOTIFY") == []
+
+
+async def test_attended_transfer_joins_the_caller_with_the_consulted_party(
+    asw: Harness, engine: FakeEngine
+) -> None:
+    call, agent, bob = await _agent_call(asw, engine)
+    carol = await asw.phone("acme", "1003")
+    consult = await answered_call(asw, bob, carol)  # Bob calls Carol: call 2
+    await _two_way(
+        consult.caller_rtp, consult.caller_sends_to, consult.callee_rtp, consult.callee_sends_to
+    )
+
+    # REFER on call 1 (with Alice) replacing Bob's dialog of call 2.
+    accepted = await _refer(agent.dialog, _replaces_uri("1003", consult.a))
+    assert accepted.status == 202
+    trying = await _notify(agent.dialog)
+    assert trying.body == b"SIP/2.0 100 Trying\r\n"
+    # Carol is re-INVITEd onto the caller's relay endpoint.
+    reinvite = await consult.b.request("INVITE")
+    assert reinvite.body
+    carol_sends_to = sdp_audio(reinvite.body)
+    carol.reply(reinvite, 200, body=make_sdp(consult.callee_rtp.port, session_id=7777, version=2))
+    done = await _notify(agent.dialog)
+    assert done.body == b"SIP/2.0 200 OK\r\n"
+    # Bob's consultation dialog is ended by minicc; Bob hangs up call 1 himself.
+    bye = await consult.a.request("BYE")
+    bob.reply(bye, 200)
+    assert (await agent.dialog.bye()).status == 200
+
+    await _two_way(call.rtp, call.sends_to, consult.callee_rtp, carol_sends_to)
+    report = (await engine.wait("call_transferred", call.key)).args[0]
+    assert (report.kind, report.by, report.party, report.status) == (
+        TransferKind.ATTENDED,
+        "1002",
+        "1003",
+        200,
+    )
+    assert engine.of("call_ended", call.key) == []
+    # One call left, and hanging up reaches Carol.
+    assert asw.b2bua.active_calls == 1
+    await call.dialog.bye()
+    await consult.b.request("BYE")
+    await engine.wait("call_ended", call.key)
+
+
+async def test_attended_transfer_sent_on_the_consultation_call(
+    asw: Harness, engine: FakeEngine
+) -> None:
+    call, agent, bob = await _agent_call(asw, engine)
+    carol = await asw.phone("acme", "1003")
+    consult = await answered_call(asw, bob, carol)
+    # Some phones send the REFER on call 2, replacing call 1 (their dialog with minicc).
+    accepted = await _refer(consult.a, _replaces_uri("1001", agent.dialog))
+    assert accepted.status == 202
+    await _notify(consult.a)
+    reinvite = await consult.b.request("INVITE")
+    assert reinvite.body
+    carol_sends_to = sdp_audio(reinvite.body)
+    carol.reply(reinvite, 200, body=make_sdp(consult.callee_rtp.port, session_id=7777, version=2))
+    await _notify(consult.a)
+    bye = await agent.dialog.request("BYE")  # the replaced dialog: call 1's agent leg
+    bob.reply(bye, 200)
+    assert (await consult.a.bye()).status == 200
+    await _two_way(call.rtp, call.sends_to, consult.callee_rtp, carol_sends_to)
+    report = (await engine.wait("call_transferred", call.key)).args[0]
+    assert report.kind is TransferKind.ATTENDED and report.party == "1003"
+
+
+async def test_attended_transfer_refused_by_the_target_changes_nothing(
+    asw: Harness, engine: FakeEngine
+) -> None:
+    call, agent, bob = await _agent_call(asw, engine)
+    carol = await asw.phone("acme", "1003")
+    consult = await answered_call(asw, bob, carol)
+    assert (await _refer(agent.dialog, _replaces_uri("1003", consult.a))).status == 202
+    await _notify(agent.dialog)
+    reinvite = await consult.b.request("INVITE")
+    carol.reply(reinvite, 488)
+    done = await _notify(agent.dialog)
+    assert done.body.startswith(b"SIP/2.0 488 ")
+    await _two_way(call.rtp, call.sends_to, agent.rtp, agent.sends_to)
+    await _two_way(
+        consult.caller_rtp, consult.caller_sends_to, consult.callee_rtp, consult.callee_sends_to
+    )
+    # An unknown dialog to replace: 481 in the NOTIFY.
+    value = quote(f"nope;to-tag={_tag(consult.a.remote)};from-tag={consult.a.local_tag}", safe="")
+    stale = f"<sip:1003@acme.test?Replaces={value}>"
+    assert (await _refer(agent.dialog, stale)).status == 202
+    await _notified(agent.dialog, 481)
+
+
+async def test_plain_call_blind_transfer_rings_the_target(sw: Harness) -> None:
+    alice = await sw.phone("acme", "1001")
+    bob = await sw.phone("acme", "1002")
+    carol = await sw.phone("acme", "1003")
+    call = await answered_call(sw, alice, bob)
+    assert (await _refer(call.b, "<sip:1003@acme.test>")).status == 202
+    await _notified(call.b, 200)
+    assert (await call.b.bye()).status == 200
+    inc = await carol.incoming()
+    assert inc.invite.from_.uri.user == "1001"  # Carol sees the caller
+    inc.ring()
+    carol_rtp = await sw.rtp()
+    assert inc.invite.body
+    carol_sends_to = sdp_audio(inc.invite.body)
+    await inc.answer(make_sdp(carol_rtp.port))
+    # Alice is refreshed with a sendrecv offer (undoing any hold Bob left her on).
+    reinvite = await call.a.request("INVITE")
+    alice.reply(reinvite, 200, body=make_sdp(call.caller_rtp.port, version=2))
+    await _two_way(call.caller_rtp, call.caller_sends_to, carol_rtp, carol_sends_to)
+    await call.a.bye()
+    await inc.dialog.request("BYE")  # type: ignore[union-attr]
+
+
+async def test_plain_call_transfer_nobody_answers_rings_the_transferor_back(
+    make_switch: object,
+) -> None:
+    sw = await make_switch(ring_timeout=0.5)  # type: ignore[operator]
+    alice = await sw.phone("acme", "1001")
+    bob = await sw.phone("acme", "1002")
+    carol = await sw.phone("acme", "1003")
+    call = await answered_call(sw, alice, bob)
+    assert (await _refer(call.b, "<sip:1003@acme.test>")).status == 202
+    await _notified(call.b, 200)
+    await call.b.bye()
+    inc = await carol.incoming()
+    inc.ring()
+    await inc.cancelled()
+    back = await bob.incoming()  # Bob is rung back for the caller
+    back.ring()
+    bob_rtp = await sw.rtp()
+    await back.answer(make_sdp(bob_rtp.port))
+    reinvite = await call.a.request("INVITE")
+    alice.reply(reinvite, 200, body=make_sdp(call.caller_rtp.port, version=2))
+    assert back.invite.body
+    await _two_way(call.caller_rtp, call.caller_sends_to, bob_rtp, sdp_audio(back.invite.body))
