@@ -159,6 +159,25 @@ class CallLeftQueue(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CallTransferred(Event):
+    call_id: str
+    """minicc's id for the call (the caller's, which goes on)."""
+    kind: str
+    """``blind`` or ``attended``."""
+    by: str | None
+    """The agent (extension) who transferred the call."""
+    target: str
+    """The number asked for."""
+    status: int
+    """The outcome as a SIP status: 200 done; 403 refused (an outside number: no trunks
+    yet), 480 nobody there, other 4xx/5xx the transfer failed and the call stayed as it was."""
+    queue: str | None
+    """The queue the call was answered from, if any."""
+    destination: str
+    """Where the caller went: ``queue:NAME``, ``ivr:FLOW`` or ``ext:EXTENSION``."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AgentStateChanged(Event):
     agent: str
     """The agent (their extension)."""

@@ -44,6 +44,7 @@ from minicc.switch.control import (
     RingResult,
     Route,
     RouteKind,
+    TransferReport,
 )
 
 __all__ = [
@@ -332,6 +333,25 @@ class CallCenter:
             except Exception:
                 log.exception("call %s: end handling failed", key)
             self._owners.pop(key, None)
+            self._rearm()
+
+    def transfer_route(self, key: str, number: str) -> Route:
+        engine = self._owner(key)
+        if engine is None:
+            return Route(kind=RouteKind.REJECT, status=481)
+        try:
+            return engine.transfer_route(key, number)
+        except Exception:
+            log.exception("call %s: transfer routing failed", key)
+            return Route(kind=RouteKind.REJECT, status=500)
+
+    def call_transferred(self, key: str, report: TransferReport) -> None:
+        engine = self._owner(key)
+        if engine is not None:
+            try:
+                engine.call_transferred(key, report, self._now())
+            except Exception:
+                self._failed(key)
             self._rearm()
 
     def originate_result(self, key: str, leg: OriginateLeg, result: RingResult) -> None:

@@ -147,8 +147,9 @@ class EngineCore:
         self._origins: dict[str, str] = {}
         """Originate key -> the callback's call id."""
         self._seq = Sequencer()
-        self._talk: dict[str, float] = {}
-        """Call id -> talk seconds, from the end of ON_CALL to the end of its wrap-up."""
+        self._talk: dict[tuple[str, str], float] = {}
+        """(Call id, agent) -> talk seconds, from the end of ON_CALL to the end of its
+        wrap-up (per agent: a transferred call is talked on by two)."""
         self._served: set[str] = set()
         """Calls an agent talked to a caller on (their handle time feeds the estimates)."""
         self._persisted: dict[str, tuple[str, str | None]] = {
@@ -205,9 +206,9 @@ class EngineCore:
         if event.call_id is None:
             return
         if event.old is AgentState.ON_CALL:
-            self._talk[event.call_id] = event.at - event.old_since
+            self._talk[(event.call_id, event.agent_id)] = event.at - event.old_since
         elif event.old is AgentState.WRAP_UP:
-            talk = self._talk.pop(event.call_id, None)
+            talk = self._talk.pop((event.call_id, event.agent_id), None)
             runtime = self.queues.get(event.queue or "")
             if talk is not None and runtime is not None and event.call_id in self._served:
                 runtime.handle_times.record(talk, event.at - event.old_since)

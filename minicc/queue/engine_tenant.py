@@ -24,10 +24,10 @@ from collections import deque
 from collections.abc import Iterable
 
 from minicc.queue.agents import TRANSITIONS, AgentInput, AgentState, AgentStateError
-from minicc.queue.engine_callbacks import CallbackEngine
 from minicc.queue.engine_calls import CallInput, CallPhase, LiveCall, PlayKind
 from minicc.queue.engine_core import EngineDeps
 from minicc.queue.engine_queues import QueueRuntime
+from minicc.queue.engine_transfer import TransferEngine
 from minicc.queue.ivr import (
     Action,
     CallerHungUp,
@@ -67,7 +67,7 @@ log = logging.getLogger(__name__)
 DEFAULT_PAUSE_REASON = "paused"
 
 
-class TenantEngine(CallbackEngine):
+class TenantEngine(TransferEngine):
     """A tenant's queue engine (module docstring). Every method takes engine time ``now``."""
 
     def __init__(self, setup: CallCenterSetup, deps: EngineDeps, now: float) -> None:
@@ -361,7 +361,7 @@ class TenantEngine(CallbackEngine):
                 call.answered_at = now
             else:
                 log.info("call %s: extension %s %s", key, extension, result.value)
-                self._voicemail(call, extension, now)
+                self._extension_failed(call, extension, now)
         else:
             call.attempts.pop(attempt)
         self._settle(now)
@@ -563,7 +563,7 @@ class TenantEngine(CallbackEngine):
                     self._close(call, ["goodbye"], now)
                 elif call.phase is CallPhase.RINGING_EXTENSION:
                     extension = next(iter(call.attempts.values()), call.target.name)
-                    self._voicemail(call, extension, now)
+                    self._extension_failed(call, extension, now)
             if (
                 call.phase is CallPhase.CLOSING
                 and call.close_by is not None

@@ -90,6 +90,9 @@ class FakeSwitch:
         self.playing.pop(key, None)
         self.requests.append(Request("hangup", key, (status,)))
 
+    def transfer(self, key: str, target: str) -> None:
+        self.requests.append(Request("transfer", key, (target,)))
+
     def originate(
         self,
         tenant: str,
