@@ -117,6 +117,7 @@ class TransferEngine(CallbackEngine):
             return
         runtime = self.queues.get(call.queue or "")
         wrap = runtime.config.wrap_up if runtime is not None else 0.0
+        log.info("agent %s wraps up call %s after the transfer (%g s)", agent_id, call.key, wrap)
         self._agents(self.board.call_ended(agent_id, call_id=call.key, now=now, wrap_up=wrap), now)
 
     def _take_over_agent(self, call: LiveCall, replaced_key: str | None) -> None:
