@@ -412,14 +412,11 @@ class Transfers:
         if replaced is not None and replaced.dialog is not None:
             b2bua._dialogs.pop((replaced.dialog.call_id, replaced.dialog.local_tag), None)
             self._schedule_bye(replaced, now=refer_on_keep)
-        # 2. The party's leg leaves the consultation call, which ends (its record is an
-        # answered call like any other), and becomes keep's callee.
+        # 2. The party's leg leaves the consultation call and becomes keep's callee.
         if consult.callee is party or consult_side is Side.CALLEE:
             consult.callee = None
         if party in consult.forks:
             consult.forks.remove(party)
-        b2bua._finish(consult, HangupSide.CALLER, cause=None)
-        b2bua._dialogs[(party.dialog.call_id, party.dialog.local_tag)] = (keep, Side.CALLEE)
         party.side = Side.CALLEE
         party.final_status = party.final_status or 200  # answered (it may have been a caller)
         keep.callee = party
@@ -430,6 +427,9 @@ class Transfers:
         media.a.forward_from_peer = media.b.forward_from_peer = True
         keep.target = party_user
         log.info("%s: %s joined the caller with %s (attended)", keep.key, transferor, party_user)
+        # 3. The engine hears of the transfer before the consultation call's end (so an
+        # agent answering it is moved over, not wrapped up), then that call ends: its
+        # record is an answered call like any other.
         self._report(
             keep.key,
             TransferKind.ATTENDED,
@@ -439,6 +439,8 @@ class Transfers:
             replaced=consult.key,
             party=party_user,
         )
+        b2bua._finish(consult, HangupSide.CALLER, cause=None)
+        b2bua._dialogs[(party.dialog.call_id, party.dialog.local_tag)] = (keep, Side.CALLEE)
 
     # ----------------------------------------------------------------- legs and NOTIFY
 
@@ -562,7 +564,7 @@ class Transfers:
         party: str | None = None,
     ) -> None:
         call = self._b2bua.call(key)
-        if call is None or call.app is None:
+        if call is not None and call.app is None:
             return  # plain calls have no engine to tell
         report = TransferReport(
             key=key,

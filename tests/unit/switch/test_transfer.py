@@ -312,3 +312,48 @@ async def test_plain_call_transfer_nobody_answers_rings_the_transferor_back(
     alice.reply(reinvite, 200, body=make_sdp(call.caller_rtp.port, version=2))
     assert back.invite.body
     await _two_way(call.caller_rtp, call.caller_sends_to, bob_rtp, sdp_audio(back.invite.body))
+
+
+async def test_attended_transfer_to_an_agent_who_answered_a_queue_consultation(
+    asw: Harness, engine: FakeEngine
+) -> None:
+    call, agent, bob = await _agent_call(asw, engine)
+    # Bob consults the queue: his call to 8001 is answered by minicc, then by Carol.
+    consult = await app_call(asw, engine, bob, "8001")
+    carol = await asw.phone("acme", "1003")
+    asw.switch.ring(consult.key, "1003", timeout=RING)
+    carol_agent = await answer_agent(asw, carol)
+    assert (await engine.wait("ring_result", consult.key)).args[1] is RingResult.ANSWERED
+
+    assert (await _refer(agent.dialog, _replaces_uri("8001", consult.dialog))).status == 202
+    await _notify(agent.dialog)
+    reinvite = await carol_agent.dialog.request("INVITE")
+    assert reinvite.body
+    carol_sends_to = sdp_audio(reinvite.body)
+    carol.reply(reinvite, 200, body=make_sdp(carol_agent.rtp.port, session_id=9999, version=2))
+    await _notify(agent.dialog)
+    bob.reply(await consult.dialog.request("BYE"), 200)
+    await agent.dialog.bye()
+    await _two_way(call.rtp, call.sends_to, carol_agent.rtp, carol_sends_to)
+
+    transferred = await engine.wait("call_transferred", call.key)
+    ended = await engine.wait("call_ended", consult.key)
+    # The engine hears of the transfer first, then of the consultation call's end.
+    assert engine.told.index(transferred) < engine.told.index(ended)
+    report = transferred.args[0]
+    assert (report.replaced, report.party) == (consult.key, "1003")
+
+
+async def test_transfer_started_by_the_engine(asw: Harness, engine: FakeEngine) -> None:
+    """CallControl.transfer (the REST API's way for TUI agents): no REFER, same result."""
+    call, agent, _bob = await _agent_call(asw, engine)
+    asw.switch.transfer(call.key, "1003")
+    bye = await agent.dialog.request("BYE")  # the agent's leg is released at once
+    agent.dialog.ua.reply(bye, 200)
+    report = (await engine.wait("call_transferred", call.key)).args[0]
+    assert (report.by, report.target, report.status) == ("1002", "1003", 200)
+    assert engine.of("call_ended", call.key) == []
+    # Outside numbers are refused; a call that is gone is reported too.
+    asw.switch.transfer("no-such-call", "1003")
+    gone = (await engine.wait("call_transferred", "no-such-call")).args[0]
+    assert gone.status == 481
