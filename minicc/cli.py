@@ -34,6 +34,7 @@ from minicc.config import ConfigError, env_var, load_serve_config, resolve_data_
 from minicc.store.control import ControlStore, normalize_domain, validate_tenant_name
 from minicc.store.database import StoreError
 from minicc.store.tenant import validate_extension, validate_password
+from minicc.store.transfers import transfers_by_call
 from minicc.tenants.models import CallRecord, Tenant
 
 logger = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ CDR_FIELDS = (
     "hangup_side",
     "sip_cause",
     "recording_path",
+    "transfers",
 )
 
 
@@ -525,8 +527,9 @@ def _parse_when(ctx: click.Context, param: click.Parameter, value: str | None) -
     return parsed if parsed.tzinfo is not None else parsed.astimezone()
 
 
-def cdr_dict(record: CallRecord) -> dict[str, Any]:
-    """One call record as plain JSON-ready values (times in ISO 8601 UTC)."""
+def cdr_dict(record: CallRecord, transfers: str | None = None) -> dict[str, Any]:
+    """One call record as plain JSON-ready values (times in ISO 8601 UTC); ``transfers``
+    summarises the call's transfers (:func:`minicc.store.transfers.transfers_by_call`)."""
     return {
         "id": record.id,
         "tenant": record.tenant,
@@ -543,11 +546,15 @@ def cdr_dict(record: CallRecord) -> dict[str, Any]:
         "hangup_side": record.hangup_side.value,
         "sip_cause": record.sip_cause,
         "recording_path": record.recording_path,
+        "transfers": transfers,
     }
 
 
-def _write_cdrs(out: IO[str], records: list[CallRecord], fmt: str) -> None:
-    rows = [cdr_dict(r) for r in records]
+def _write_cdrs(
+    out: IO[str], records: list[CallRecord], fmt: str, transfers: dict[str, str] | None = None
+) -> None:
+    found = transfers or {}
+    rows = [cdr_dict(r, found.get(r.call_id)) for r in records]
     if fmt == "json":
         json.dump(rows, out, indent=2, ensure_ascii=False)
         out.write("\n")
@@ -593,12 +600,13 @@ def cdr_export(
         target = _tenant(control, tenant_name)
         with control.open_tenant(target) as store:
             records = store.export_cdrs(since=since, until=until)
+            transfers = transfers_by_call(store.db, (r.call_id for r in records))
     if output is None:
-        _write_cdrs(sys.stdout, records, fmt)
+        _write_cdrs(sys.stdout, records, fmt, transfers)
         return
     try:
         with output.open("w", encoding="utf-8", newline="") as fh:
-            _write_cdrs(fh, records, fmt)
+            _write_cdrs(fh, records, fmt, transfers)
     except OSError as exc:
         raise CliError(f"cannot write {output}: {exc.strerror or exc}") from exc
     click.echo(f"wrote {len(records)} call records to {output}", err=True)

@@ -162,6 +162,8 @@ class CallLeftQueue(Event):
 class CallTransferred(Event):
     call_id: str
     """minicc's id for the call (the caller's, which goes on)."""
+    sip_call_id: str
+    """The SIP Call-ID of the caller's leg: what the call's record carries."""
     kind: str
     """``blind`` or ``attended``."""
     by: str | None

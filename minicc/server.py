@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from minicc.bus import EventBus
 from minicc.config import ServeConfig
-from minicc.events import CallEnded
+from minicc.events import CallEnded, CallTransferred
 from minicc.queue.agents import AgentState
 from minicc.queue.engine import CallbackOutcome, CallCenter
 from minicc.queue.prompts import ClipCache, PromptCatalogue
@@ -20,6 +20,7 @@ from minicc.queue.setup import AgentSetting, CallCenterSetup, PendingCallback
 from minicc.store.callcenter import CallCenterStore, tenant_prompts_dir
 from minicc.store.control import ControlStore
 from minicc.store.tenant import TenantStore
+from minicc.store.transfers import record_transfer
 from minicc.switch.control import CallObserver
 from minicc.switch.registrar import Binding as RegBinding
 from minicc.switch.sip.peer import Peer, Transport
@@ -230,11 +231,15 @@ class Server:
             async for event in sub:
                 if isinstance(event, CallEnded):
                     self._store_cdr(event)
+                elif isinstance(event, CallTransferred):
+                    self._store_transfer(event)
         finally:
             # Whatever is still queued at shutdown is written, not lost.
             while (event := sub.get_nowait()) is not None:
                 if isinstance(event, CallEnded):
                     self._store_cdr(event)
+                elif isinstance(event, CallTransferred):
+                    self._store_transfer(event)
 
     def _store_cdr(self, event: CallEnded) -> None:
         store = self.stores.tenant(event.tenant)
@@ -243,6 +248,11 @@ class Server:
             return
         # submit() queues to the writer thread: the loop never waits on SQLite.
         store.insert_cdr(event.record)
+
+    def _store_transfer(self, event: CallTransferred) -> None:
+        store = self.stores.tenant(event.tenant)
+        if store is not None:
+            record_transfer(store.db, event, time.time())
 
     async def _refresh_directory(self) -> None:
         while True:

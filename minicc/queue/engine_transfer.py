@@ -78,6 +78,7 @@ class TransferEngine(CallbackEngine):
             CallTransferred(
                 tenant=self.tenant,
                 call_id=key,
+                sip_call_id=call.sip_call_id,
                 kind=report.kind.value,
                 by=report.by,
                 target=report.target,

@@ -106,3 +106,5 @@ def test_agent_blind_transfers_the_caller(
     assert (beta["offered"], beta["answered"], beta["abandoned"]) == (0, 0, 0), beta
     (cdr,) = center.cdr_export()
     assert (cdr["from_user"], cdr["to_user"], cdr["disposition"]) == ("2001", "8300", "answered")
+    where = "ext:2003" if target == "2003" else "queue:beta"
+    assert cdr["transfers"] == f"blind 2002->{where} 200"
