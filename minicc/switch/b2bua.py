@@ -109,6 +109,8 @@ class Leg:
     contact_uri: str = ""
     final_status: int | None = None
     pending_reinvite: bool = False
+    held: bool = False
+    """minicc last relayed a hold offer to this phone (a transfer takes it off hold)."""
 
 
 @dataclass(slots=True, eq=False)
@@ -707,6 +709,7 @@ class B2BUA:
                 self._reply(request, 400, extra=[_warning(399, f"bad SDP: {exc}")])
                 return
             _set_remote(call, side, offer)
+            other.held = offer.is_hold
             body = self._sdp_for(call, side.other, offer)
         if me.dialog is not None and request.headers.get("Contact"):
             me.dialog.update_target(request)

@@ -33,6 +33,11 @@ refuses (488, 491) makes the transfer fail cleanly with nothing moved. REFER on 
 works (phones differ on which one they send it on). Transfers where the transferor called
 both parties are refused (403).
 
+Most phones hold the caller before they transfer. When minicc relayed such a hold to the
+caller's phone (:attr:`~minicc.switch.b2bua.Leg.held`), it re-INVITEs it with ``sendrecv``
+once the transfer is accepted (blind) or joined (attended); a caller never held is left alone
+(with minicc answering the agent's hold itself, the caller is never held).
+
 A REFER that cannot be parsed gets 400 with a Warning naming the problem; the call is not
 touched.
 """
@@ -187,6 +192,7 @@ class Transfers:
                 return
             self._finish_sub(sub, 200)
             self._release(call, side, bye_now=sub is None)
+            self._refresh(call, Side.CALLER)
             log.info("%s: %s blind-transferred the caller to %s", call.key, by, number)
             self._report(call.key, TransferKind.BLIND, by, number, 200, route=route)
             return
@@ -426,6 +432,7 @@ class Transfers:
         _set_remote(keep, Side.CALLEE, answer)
         media.a.forward_from_peer = media.b.forward_from_peer = True
         keep.target = party_user
+        self._refresh(keep, Side.CALLER)
         log.info("%s: %s joined the caller with %s (attended)", keep.key, transferor, party_user)
         # 3. The engine hears of the transfer before the consultation call's end (so an
         # agent answering it is moved over, not wrapped up), then that call ends: its
@@ -493,21 +500,30 @@ class Transfers:
                 del self._released[key]
 
     def _refresh(self, call: Call, side: Side) -> None:
-        """Re-INVITE the transferee with a fresh sendrecv offer: a phone the transferor had
-        put on hold is taken off it now that it talks to someone again."""
+        """Take the transferee off hold: when the transferor had put it on hold (a relayed
+        re-INVITE, :attr:`Leg.held`), re-INVITE it with a fresh sendrecv offer now that it
+        talks to someone again. A phone minicc never held is left alone."""
         b2bua, leg, media = self._b2bua, call.leg(side), call.media
         if leg is None or leg.dialog is None or media is None or leg.pending_reinvite:
             return
-        negotiation = sdplib.negotiate(call.offer)
-        te = negotiation.telephone_event
+        if not leg.held:
+            return
+        if call.app is not None:
+            codec: str = call.app.codec
+            te = call.app.telephone_event
+        else:
+            negotiation = sdplib.negotiate(call.offer)
+            codec = negotiation.first_codec or "PCMU"
+            te = negotiation.telephone_event.payload_type if negotiation.telephone_event else None
         endpoint = media.a if side is Side.CALLER else media.b
         offer = sdplib.build_offer(
             b2bua._me.host,
             endpoint.local_port,
             origin=leg.origin,
-            codecs=(negotiation.first_codec or "PCMU",),
-            telephone_event_pt=te.payload_type if te is not None else None,
+            codecs=(codec,),
+            telephone_event_pt=te,
         )
+        leg.held = False
         leg.pending_reinvite = True
 
         def done(response: Response | None) -> None:

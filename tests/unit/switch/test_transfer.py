@@ -7,6 +7,7 @@ play the engine by calling the switch's CallControl methods.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from urllib.parse import quote
 
@@ -19,7 +20,16 @@ from minicc.switch.sip.message import Request, Response
 from minicc.tenants.models import Disposition
 from tests.unit.switch.flows import Agent, AppCaller, answer_agent, answered_call, app_call
 from tests.unit.switch.harness import FakeEngine, Harness
-from tests.unit.switch.ua import Address, RtpPeer, SipUA, Talker, UaDialog, make_sdp, sdp_audio
+from tests.unit.switch.ua import (
+    Address,
+    RtpPeer,
+    SipUA,
+    Talker,
+    UaDialog,
+    make_sdp,
+    sdp_audio,
+    sdp_direction,
+)
 
 RING = 5.0
 
@@ -83,6 +93,23 @@ async def _two_way(a: RtpPeer, a_to: Address, b: RtpPeer, b_to: Address) -> None
     assert await _hears(a, b"\x32" * 160) == a_to
 
 
+async def _hold(holder: UaDialog, held: UaDialog, holder_port: int, held_port: int) -> None:
+    """``holder`` puts ``held`` on hold; minicc relays the re-INVITE (sendonly/recvonly)."""
+    offer = make_sdp(holder_port, direction="sendonly", session_id=5151, version=5)
+    task = asyncio.create_task(holder.send("INVITE", body=offer))
+    reinvite = await held.request("INVITE")
+    assert reinvite.body and sdp_direction(reinvite.body) == "sendonly"
+    held.ua.reply(reinvite, 200, body=make_sdp(held_port, direction="recvonly", version=3))
+    assert (await task).status == 200
+
+
+async def _taken_off_hold(dialog: UaDialog, port: int) -> None:
+    """minicc re-INVITEs a phone that was on hold with sendrecv; it answers."""
+    reinvite = await dialog.request("INVITE")
+    assert reinvite.body and sdp_direction(reinvite.body) == "sendrecv"
+    dialog.ua.reply(reinvite, 200, body=make_sdp(port, version=4))
+
+
 def _tag(value: str) -> str:
     match = re.search(r";tag=([^;>]+)", value)
     assert match is not None, value
@@ -98,10 +125,12 @@ def _replaces_uri(ext: str, dialog: UaDialog) -> str:
 
 async def test_blind_transfer_to_an_extension(asw: Harness, engine: FakeEngine) -> None:
     call, agent, _bob = await _agent_call(asw, engine)
+    await _hold(agent.dialog, call.dialog, agent.rtp.port, call.rtp.port)  # as phones do
     accepted = await _refer(agent.dialog, "<sip:1003@acme.test>")
     assert accepted.status == 202
     await _notified(agent.dialog, 200)
     assert (await agent.dialog.bye()).status == 200  # the phone hangs up after NOTIFY 200
+    await _taken_off_hold(call.dialog, call.rtp.port)  # so Alice can talk to whoever is next
 
     told = await engine.wait("call_transferred", call.key)
     report = told.args[0]
@@ -182,6 +211,7 @@ async def test_attended_transfer_joins_the_caller_with_the_consulted_party(
     asw: Harness, engine: FakeEngine
 ) -> None:
     call, agent, bob = await _agent_call(asw, engine)
+    await _hold(agent.dialog, call.dialog, agent.rtp.port, call.rtp.port)  # Bob holds Alice
     carol = await asw.phone("acme", "1003")
     consult = await answered_call(asw, bob, carol)  # Bob calls Carol: call 2
     await _two_way(
@@ -204,6 +234,7 @@ async def test_attended_transfer_joins_the_caller_with_the_consulted_party(
     bye = await consult.a.request("BYE")
     bob.reply(bye, 200)
     assert (await agent.dialog.bye()).status == 200
+    await _taken_off_hold(call.dialog, call.rtp.port)  # Alice talks again
 
     await _two_way(call.rtp, call.sends_to, consult.callee_rtp, carol_sends_to)
     report = (await engine.wait("call_transferred", call.key)).args[0]
@@ -272,6 +303,7 @@ async def test_plain_call_blind_transfer_rings_the_target(sw: Harness) -> None:
     bob = await sw.phone("acme", "1002")
     carol = await sw.phone("acme", "1003")
     call = await answered_call(sw, alice, bob)
+    await _hold(call.b, call.a, call.callee_rtp.port, call.caller_rtp.port)
     assert (await _refer(call.b, "<sip:1003@acme.test>")).status == 202
     await _notified(call.b, 200)
     assert (await call.b.bye()).status == 200
@@ -282,9 +314,7 @@ async def test_plain_call_blind_transfer_rings_the_target(sw: Harness) -> None:
     assert inc.invite.body
     carol_sends_to = sdp_audio(inc.invite.body)
     await inc.answer(make_sdp(carol_rtp.port))
-    # Alice is refreshed with a sendrecv offer (undoing any hold Bob left her on).
-    reinvite = await call.a.request("INVITE")
-    alice.reply(reinvite, 200, body=make_sdp(call.caller_rtp.port, version=2))
+    await _taken_off_hold(call.a, call.caller_rtp.port)  # the hold Bob left her on is undone
     await _two_way(call.caller_rtp, call.caller_sends_to, carol_rtp, carol_sends_to)
     await call.a.bye()
     await inc.dialog.request("BYE")  # type: ignore[union-attr]
@@ -308,8 +338,6 @@ async def test_plain_call_transfer_nobody_answers_rings_the_transferor_back(
     back.ring()
     bob_rtp = await sw.rtp()
     await back.answer(make_sdp(bob_rtp.port))
-    reinvite = await call.a.request("INVITE")
-    alice.reply(reinvite, 200, body=make_sdp(call.caller_rtp.port, version=2))
     assert back.invite.body
     await _two_way(call.caller_rtp, call.caller_sends_to, bob_rtp, sdp_audio(back.invite.body))
 
