@@ -786,6 +786,7 @@ class B2BUA:
             self.app.finished(call, by_caller=side is HangupSide.CALLER)
         if call.outbound is not None:
             self.originator.finished(call, side)  # likewise, and it may set caller_cancelled
+        self.transfers.finished(call)  # a transfer target still ringing stops
         recording = None
         if call.media is not None:
             if call.recording is not None:

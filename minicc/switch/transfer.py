@@ -98,6 +98,8 @@ class Transfers:
         self._released: dict[tuple[str, str], _Released] = {}
         self._busy: set[str] = set()
         """Calls with a transfer under way: a second REFER gets 491."""
+        self._ringing: dict[str, Attempt] = {}
+        """Plain calls whose transfer target rings, by call key."""
 
     # ----------------------------------------------------------------- entry points
 
@@ -161,6 +163,13 @@ class Transfers:
             return
         self._blind(call, Side.CALLEE, target, None)
         b2bua._flush()
+
+    def finished(self, call: Call) -> None:
+        """The call ended: a transfer target still ringing for it is cancelled."""
+        self._busy.discard(call.key)
+        attempt = self._ringing.pop(call.key, None)
+        if attempt is not None:
+            self._b2bua.app._end_attempt(call, attempt, RingResult.CANCELLED)
 
     # ----------------------------------------------------------------- checks
 
@@ -255,6 +264,7 @@ class Transfers:
             response: Response,
             answer: sdplib.SessionDescription,
         ) -> None:
+            self._ringing.pop(owner.key, None)
             b2bua._confirm_callee(owner, leg, response)
             _set_remote(owner, Side.CALLEE, answer)
             media.a.forward_from_peer = media.b.forward_from_peer = True
@@ -265,6 +275,8 @@ class Transfers:
             log.info("%s: transfer target %s answered", owner.key, number)
 
         def ended(owner: Call, attempt: Attempt, result: RingResult) -> None:
+            if self._ringing.get(owner.key) is attempt:
+                del self._ringing[owner.key]
             if result is RingResult.ANSWERED or owner.state is CallState.ENDED:
                 return
             log.info("%s: transfer target %s: %s", owner.key, number, result.value)
@@ -275,7 +287,7 @@ class Transfers:
             b2bua._flush()
 
         self._busy.add(call.key)
-        b2bua.app.dial(
+        self._ringing[call.key] = b2bua.app.dial(
             call,
             number,
             targets,

@@ -385,3 +385,20 @@ async def test_transfer_started_by_the_engine(asw: Harness, engine: FakeEngine) 
     asw.switch.transfer("no-such-call", "1003")
     gone = (await engine.wait("call_transferred", "no-such-call")).args[0]
     assert gone.status == 481
+
+
+async def test_caller_hanging_up_stops_the_transfer_target_ringing(sw: Harness) -> None:
+    alice = await sw.phone("acme", "1001")
+    bob = await sw.phone("acme", "1002")
+    carol = await sw.phone("acme", "1003")
+    call = await answered_call(sw, alice, bob)
+    assert (await _refer(call.b, "<sip:1003@acme.test>")).status == 202
+    await _notified(call.b, 200)
+    await call.b.bye()
+    inc = await carol.incoming()
+    inc.ring()
+    assert (await call.a.bye()).status == 200
+    await inc.cancelled()  # Carol's phone stops ringing at once
+    ended = await sw.events.wait(CallEnded)
+    assert ended.record.disposition is Disposition.ANSWERED
+    assert sw.b2bua.active_calls == 0
