@@ -12,6 +12,11 @@ on a later turn of the loop, in the order things happened, never from inside a
 :class:`CallControl` call, so the engine may call CallControl from any of them. Each ``play``
 ends in exactly one ``playback_done`` and each ``ring`` in exactly one ``ring_result``, also
 for a call already gone (ABORTED, CANCELLED) or a file that cannot be played (ABORTED).
+
+Transfers (:mod:`minicc.switch.transfer`): like ``route``, ``transfer_route`` is asked while
+the agent's REFER is handled and must answer at once. Each REFER accepted on an APPLICATION
+call (202) and each :meth:`CallControl.transfer` ends in exactly one ``call_transferred``
+(a REFER refused outright, 400 or 403, changes nothing and reports nothing).
 """
 
 from __future__ import annotations
