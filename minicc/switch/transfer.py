@@ -307,11 +307,16 @@ class Transfers:
         b2bua = self._b2bua
         replaces = refer.replaces
         assert replaces is not None
+
+        def fail(status: int) -> None:
+            self._finish_sub(sub, status)
+            self._report(call.key, TransferKind.ATTENDED, _leg_user(sub.leg), refer.number, status)
+
         found = b2bua._dialogs.get((replaces.call_id, replaces.to_tag)) or b2bua._dialogs.get(
             (replaces.call_id, replaces.from_tag)
         )
         if found is None:
-            self._finish_sub(sub, 481)  # RFC 3891 §3: no dialog to replace
+            fail(481)  # RFC 3891 §3: no dialog to replace
             return
         other, other_side = found
         mine, theirs = call.leg(side), other.leg(other_side)
@@ -328,7 +333,7 @@ class Transfers:
             or other.key in self._busy
         ):
             # Not this phone's other call (or not one that can be joined): refused.
-            self._finish_sub(sub, 403)
+            fail(403)
             return
         # The call where the transferor was called survives (the caller's call); the
         # other one gives up its far end.
@@ -337,11 +342,11 @@ class Transfers:
         elif other_side is Side.CALLEE:
             keep, consult, consult_side = other, call, side
         else:
-            self._finish_sub(sub, 403)  # the transferor called both: not supported
+            fail(403)  # the transferor called both: not supported
             return
         party_leg = consult.leg(consult_side.other)
         if party_leg is None or party_leg.dialog is None or keep.media is None:
-            self._finish_sub(sub, 481)
+            fail(481)
             return
         self._busy.update((keep.key, consult.key))
         self._join(keep, consult, consult_side, party_leg, sub, refer.number)

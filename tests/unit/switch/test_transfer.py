@@ -296,6 +296,9 @@ async def test_attended_transfer_refused_by_the_target_changes_nothing(
     stale = f"<sip:1003@acme.test?Replaces={value}>"
     assert (await _refer(agent.dialog, stale)).status == 202
     await _notified(agent.dialog, 481)
+    # Each accepted REFER was reported to the engine once, with its outcome.
+    statuses = [t.args[0].status for t in engine.of("call_transferred", call.key)]
+    assert statuses == [488, 481]
 
 
 async def test_plain_call_blind_transfer_rings_the_target(sw: Harness) -> None:
