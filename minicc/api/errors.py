@@ -12,6 +12,7 @@ traceback on the server and answered with a plain 500 that gives nothing away.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -83,10 +84,30 @@ _STATUS_CODES = {
 }
 
 
-def _field_path(loc: tuple[Any, ...] | list[Any]) -> str | None:
-    # ("body", "state") -> "state"; ("query", "since") -> "since"; ("body",) -> None.
+def _field_name(loc: tuple[Any, ...] | list[Any]) -> str | None:
+    # ("body", "state") -> "state"; ("query", "since") -> "since"; ("body",) -> None. The
+    # bodies are flat, so the last name is the field; a tagged union puts its tag in between
+    # (("body", "available", "reason")), which the last name also skips.
     parts = [str(p) for p in loc[1:]] if loc and loc[0] in ("body", "query", "path") else []
-    return ".".join(parts) or None
+    return parts[-1] if parts else None
+
+
+def _describe(error: Mapping[str, Any]) -> tuple[str | None, str]:
+    """The field at fault and a message for one pydantic error."""
+    kind = str(error.get("type", ""))
+    ctx = error.get("ctx") or {}
+    if kind == "json_invalid":
+        return None, "the request body is not valid JSON"
+    if kind.startswith("union_tag"):
+        field = str(ctx.get("discriminator", "")).strip("'") or None
+        if kind == "union_tag_not_found":
+            return field, f"{field}: required"
+        return field, f"{field}: must be one of {ctx.get('expected_tags')}, not {ctx.get('tag')!r}"
+    field = _field_name(tuple(error.get("loc", ())))
+    if kind == "missing":
+        return field, f"{field or 'body'}: required"
+    problem = str(error.get("msg", "invalid request")).removeprefix("Value error, ")
+    return field, f"{field}: {problem}" if field else problem
 
 
 def install(app: FastAPI) -> None:
@@ -99,15 +120,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
-        first = errors[0] if errors else {}
-        field = _field_path(tuple(first.get("loc", ())))
-        problem = str(first.get("msg", "invalid request"))
-        if first.get("type") == "json_invalid":
-            message = "the request body is not valid JSON"
-        elif first.get("type") == "missing":
-            message = f"{field or 'body'}: required"
-        else:
-            message = f"{field}: {problem}" if field else problem
+        field, message = _describe(errors[0] if errors else {})
         more = len(errors) - 1
         if more > 0:
             message += f" (and {more} more problem{'s' if more > 1 else ''})"

@@ -8,10 +8,10 @@ spelled as slugs (``logged-out``, ``on-call``) so clients can use them as identi
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from minicc.api.auth import Principal
 from minicc.api.context import ApiContext, Caller, Ctx, Supervisor
@@ -52,16 +52,19 @@ class AgentView(BaseModel):
     """0-1: on call or wrap-up over staffed time, today."""
 
 
-class StateChange(BaseModel):
-    state: SettableState
+class Pause(BaseModel):
+    state: Literal["paused"]
     reason: str | None = Field(default=None, max_length=64)
-    """Pause reason (e.g. ``lunch``); only with ``paused``."""
+    """Pause reason (e.g. ``lunch``); the tenant's default reason when left out."""
 
-    @model_validator(mode="after")
-    def _reason_only_when_paused(self) -> StateChange:
-        if self.reason is not None and self.state != "paused":
-            raise ValueError("reason: only a pause has a reason; leave it out or set state paused")
-        return self
+
+class Unpaused(BaseModel):
+    # No reason here: only a pause has one, and saying so beats ignoring it.
+    model_config = ConfigDict(extra="forbid")
+    state: Literal["available", "logged-out"]
+
+
+StateChange = Annotated[Pause | Unpaused, Field(discriminator="state")]
 
 
 @router.get("/api/agent", response_model=AgentView, responses=_ERRORS)
@@ -131,7 +134,8 @@ def _apply(ctx: ApiContext, tenant: str, extension: str, change: StateChange) ->
         "logged-out": AgentState.LOGGED_OUT,
     }[change.state]
     try:
-        ctx.callcenter.set_agent_state(tenant, extension, state, reason=change.reason)
+        reason = change.reason if isinstance(change, Pause) else None
+        ctx.callcenter.set_agent_state(tenant, extension, state, reason=reason)
     except AgentStateError as exc:
         raise ApiError(409, "conflict", f"{exc}", field="state") from exc
     except KeyError as exc:
