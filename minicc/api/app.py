@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI, HTTPException, Request
 
 from minicc import __version__
-from minicc.api import errors, events_stream, routes_agents, routes_queues, routes_sessions
+from minicc.api import (
+    errors,
+    events_stream,
+    routes_agents,
+    routes_calls,
+    routes_queues,
+    routes_sessions,
+)
 from minicc.api.context import ApiContext
 from minicc.store.tokens import TokenStore
 
@@ -32,7 +39,7 @@ def create_app(server: Server) -> FastAPI:
     )
     app.state.ctx = ApiContext(server=server, tokens=TokenStore(server.stores.control.db))
     errors.install(app)
-    for module in (routes_sessions, routes_agents, routes_queues, events_stream):
+    for module in (routes_sessions, routes_agents, routes_queues, routes_calls, events_stream):
         app.include_router(module.router)
 
     @app.get("/api/health")
