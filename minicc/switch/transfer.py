@@ -112,9 +112,11 @@ class Transfers:
         if request.method == "BYE":
             b2bua._reply(request, 200)
             self._forget(found)
-        elif request.method == "INVITE":
-            b2bua._reply(request, 488)  # a held-then-resumed transferor: the call moved on
-        else:
+        elif request.method in ("INVITE", "REFER", "UPDATE"):
+            # The dialog is no longer part of a call (a transferor resuming its hold, or
+            # transferring again): RFC 3261 §12.2.2's answer for a dialog that does not exist.
+            b2bua._reply(request, 481)
+        else:  # OPTIONS, INFO, NOTIFY: harmless, acknowledged
             b2bua._reply(request, 200)
         return True
 

@@ -168,6 +168,8 @@ async def test_transferor_that_does_not_hang_up_is_released(
     call, agent, _bob = await _agent_call(asw, engine)
     assert (await _refer(agent.dialog, "<sip:8001@acme.test>")).status == 202
     await _notified(agent.dialog, 200)
+    # The released dialog belongs to no call any more: a second REFER is 481.
+    assert (await _refer(agent.dialog, "<sip:1003@acme.test>")).status == 481
     bye = await agent.dialog.request("BYE")  # minicc ends the leg itself
     agent.dialog.ua.reply(bye, 200)
     report = (await engine.wait("call_transferred", call.key)).args[0]
