@@ -30,6 +30,7 @@ from rich.table import Table
 from minicc import __version__
 from minicc.bootstrap import StartupError
 from minicc.cli_callcenter import CALLCENTER_COMMANDS
+from minicc.cli_tenants import LIFECYCLE_COMMANDS
 from minicc.cli_tokens import TOKEN_COMMANDS
 from minicc.config import ConfigError, env_var, load_serve_config, resolve_data_dir
 from minicc.store.control import ControlStore, normalize_domain, validate_tenant_name
@@ -318,7 +319,8 @@ def serve(ctx: click.Context, config_file: str | None, check: bool, **flags: str
 
 @cli.group()
 def tenant() -> None:
-    """Add and list tenants (companies served by this switch)."""
+    """Tenants (companies served by this switch): add, list, set, suspend, resume, export,
+    import, delete."""
 
 
 @tenant.command("add")
@@ -609,6 +611,8 @@ def cdr_export(
 
 for _command in (*CALLCENTER_COMMANDS, *TOKEN_COMMANDS):
     cli.add_command(_command)
+for _command in LIFECYCLE_COMMANDS:
+    tenant.add_command(_command)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

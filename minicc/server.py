@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from minicc import runtime
 from minicc.bus import EventBus
 from minicc.config import ServeConfig
 from minicc.events import CallEnded
@@ -396,6 +398,13 @@ class Server:
                 raise OSError(
                     f"HTTP server did not start on {self.config.bind}:{self.config.http_port}"
                 )
+        if self.http_port is not None:
+            runtime.write(
+                self.config.data_dir,
+                pid=os.getpid(),
+                bind=self.config.bind,
+                http_port=self.http_port,
+            )
 
     @property
     def http_port(self) -> int | None:
@@ -408,6 +417,7 @@ class Server:
         return None
 
     async def _stop_http(self) -> None:
+        runtime.clear(self.config.data_dir, os.getpid())
         if self._http is not None:
             self._http.should_exit = True  # type: ignore[attr-defined]
 

@@ -19,6 +19,7 @@ from minicc.api.auth import LoginGuard, Principal
 from minicc.api.errors import ApiError
 from minicc.api.eventlog import EventLog
 from minicc.store.tokens import Role, TokenStore
+from minicc.tenants.models import TenantStatus
 
 if TYPE_CHECKING:
     from minicc.queue.engine import CallCenter
@@ -97,8 +98,13 @@ def principal_for(ctx: ApiContext, token: str | None) -> Principal:
             f"{why}: log in again (POST /api/sessions)",
             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
         )
-    if ctx.server.directory.get(record.tenant) is None:
+    entry = ctx.server.directory.get(record.tenant)
+    if entry is None:
         raise ApiError(401, "unauthorized", f"tenant {record.tenant!r} is not served here")
+    if entry.tenant.status is not TenantStatus.ACTIVE:
+        raise ApiError(
+            403, "suspended", f"tenant {record.tenant!r} is suspended by the service provider"
+        )
     return Principal.of(record)
 
 

@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 
 CONTROL_DB = "control.db"
 TENANTS_DIR = "tenants"
+RECORDINGS_DIR = "recordings"
 DEFAULT_TENANT_KEY = "default_tenant"
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -198,6 +199,44 @@ class ControlStore:
         updated = self.get_tenant(found.name)
         assert updated is not None
         return updated
+
+    def set_status(self, tenant: str, status: TenantStatus) -> Tenant:
+        """Suspend or resume ``tenant``: a suspended one keeps its data, but its calls,
+        registrations and logins are refused (the running server sees the change).
+
+        Raises:
+            StoreError: unknown tenant.
+        """
+        found = self._require(tenant)
+        self.db.write(
+            lambda conn: conn.execute(
+                "UPDATE tenants SET status = ? WHERE id = ?", (status.value, found.id)
+            )
+        )
+        updated = self.get_tenant(found.name)
+        assert updated is not None
+        return updated
+
+    def delete_tenant(self, tenant: str) -> None:
+        """Remove ``tenant``'s rows (domains, tokens, default mark); its files are the
+        caller's business (see :mod:`minicc.store.archive`).
+
+        Raises:
+            StoreError: unknown tenant.
+        """
+        found = self._require(tenant)
+
+        def delete(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM tenant_domains WHERE tenant_id = ?", (found.id,))
+            conn.execute("DELETE FROM api_tokens WHERE tenant = ?", (found.name,))
+            conn.execute(
+                "DELETE FROM settings WHERE key = ? AND value = ?",
+                (DEFAULT_TENANT_KEY, found.name),
+            )
+            conn.execute("DELETE FROM tenants WHERE id = ?", (found.id,))
+
+        self.db.write(delete)
+        logger.info("deleted tenant %s", found.name)
 
     def add_domain_alias(self, tenant: str, domain: str) -> None:
         """Make ``domain`` resolve to ``tenant`` (by name or domain) as well.

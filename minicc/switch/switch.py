@@ -414,7 +414,16 @@ class Switch:
             return
         tenant = self._tenant_for(request)
         if tenant is None:
-            self._reply(request, 404, reason="Unknown Domain")
+            if self._suspended(request):
+                # Said plainly, so the tenant's admin sees why every phone stopped working.
+                self._reply(
+                    request,
+                    403,
+                    reason="Tenant Suspended",
+                    extra=[("Warning", '399 minicc "tenant suspended by the service provider"')],
+                )
+            else:
+                self._reply(request, 404, reason="Unknown Domain")
             return
         if method == "REGISTER":
             self._on_register(request, source, tenant)
@@ -455,6 +464,13 @@ class Switch:
         except SipError:
             return None
         return self.directory.resolve_host(host)
+
+    def _suspended(self, request: Request) -> bool:
+        try:
+            host = parse_uri(request.uri).host_plain
+        except SipError:
+            return False
+        return self.directory.suspended(host) is not None
 
     def _is_loop(self, request: Request) -> bool:
         """Our own Via in the INVITE means it went out from us and came back (RFC 3261 §16.3 4)."""
