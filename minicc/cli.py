@@ -33,9 +33,16 @@ from minicc.cli_callcenter import CALLCENTER_COMMANDS
 from minicc.cli_tenants import LIFECYCLE_COMMANDS
 from minicc.cli_tokens import TOKEN_COMMANDS
 from minicc.config import ConfigError, env_var, load_serve_config, resolve_data_dir
-from minicc.store.control import ControlStore, normalize_domain, validate_tenant_name
+from minicc.store.callcenter import tenant_prompts_dir
+from minicc.store.control import (
+    RECORDINGS_DIR,
+    ControlStore,
+    normalize_domain,
+    validate_tenant_name,
+)
 from minicc.store.database import StoreError
 from minicc.store.tenant import validate_extension, validate_password
+from minicc.store.usage import folder_bytes, summarise
 from minicc.tenants.models import CallRecord, Tenant
 
 logger = logging.getLogger(__name__)
@@ -605,6 +612,67 @@ def cdr_export(
     except OSError as exc:
         raise CliError(f"cannot write {output}: {exc.strerror or exc}") from exc
     click.echo(f"wrote {len(records)} call records to {output}", err=True)
+
+
+@cli.command()
+@data_dir_option
+@click.option("--tenant", "tenant_name", default=None, help="Only this tenant (default: all).")
+@click.option("--since", callback=_parse_when, help="Calls that started at or after this.")
+@click.option("--until", callback=_parse_when, help="Calls that started before this.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def usage(
+    ctx: click.Context,
+    data_dir: str | None,
+    tenant_name: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    as_json: bool,
+) -> None:
+    """Usage per tenant per day (UTC): calls, answered, billed minutes, peak concurrent
+    calls; and each tenant's storage now."""
+    rows: list[dict[str, Any]] = []
+    storage: dict[str, int] = {}
+    with _control(ctx, data_dir) as control:
+        tenants = [_tenant(control, tenant_name)] if tenant_name else control.list_tenants()
+        for item in tenants:
+            with control.open_tenant(item) as store:
+                records = store.export_cdrs(since=since, until=until)
+            storage[item.name] = folder_bytes(
+                control.tenant_path(item),
+                control.data_dir / RECORDINGS_DIR / item.name,
+                tenant_prompts_dir(control.data_dir, item.name),
+            )
+            for day in summarise(item.name, records):
+                rows.append(
+                    {
+                        "tenant": day.tenant,
+                        "day": day.day.isoformat(),
+                        "calls": day.calls,
+                        "answered": day.answered,
+                        "minutes": day.minutes,
+                        "peak_concurrent": day.peak_concurrent,
+                    }
+                )
+    if as_json:
+        _print_json({"days": rows, "storage_bytes": storage})
+        return
+    table = Table(title="Usage per tenant and day (UTC)")
+    for column in ("Tenant", "Day", "Calls", "Answered", "Minutes", "Peak concurrent"):
+        table.add_column(column, justify="right" if column not in ("Tenant", "Day") else "left")
+    for row in rows:
+        table.add_row(
+            row["tenant"],
+            row["day"],
+            str(row["calls"]),
+            str(row["answered"]),
+            f"{row['minutes']:.1f}",
+            str(row["peak_concurrent"]),
+        )
+    console = Console()
+    console.print(table)
+    for name, size in storage.items():
+        console.print(f"{name}: {size / 1_000_000:.1f} MB stored (database, recordings, prompts)")
 
 
 # -- call center: queue, number, ivr, agent, vip (minicc/cli_callcenter.py) ----------------

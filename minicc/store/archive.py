@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
 from minicc import __version__
+from minicc.store.callcenter import tenant_prompts_dir
 from minicc.store.control import RECORDINGS_DIR, ControlStore, normalize_domain
 from minicc.store.database import StoreError
 from minicc.tenants.models import Tenant
@@ -34,7 +35,6 @@ __all__ = ["ArchiveError", "Exported", "delete_tenant", "export_tenant", "import
 
 FORMAT = "minicc-tenant"
 VERSION = 1
-PROMPTS_DIR = "prompts"
 DELETED_DIR = "deleted"
 _MANIFEST = "manifest.json"
 _DB = "tenant.db"
@@ -58,7 +58,7 @@ def _folders(data_dir: Path, name: str) -> dict[str, Path]:
     """The tenant's own folders, by their name inside the archive."""
     return {
         "recordings": data_dir / RECORDINGS_DIR / name,
-        "prompts": data_dir / PROMPTS_DIR / name,
+        "prompts": tenant_prompts_dir(data_dir, name),
     }
 
 
