@@ -29,6 +29,7 @@ from rich.table import Table
 
 from minicc import __version__
 from minicc.bootstrap import StartupError
+from minicc.cli_audit import AUDIT_COMMANDS, record_command
 from minicc.cli_callcenter import CALLCENTER_COMMANDS
 from minicc.cli_tenants import LIFECYCLE_COMMANDS
 from minicc.cli_tokens import TOKEN_COMMANDS
@@ -130,8 +131,10 @@ class MiniccGroup(click.Group):
         **extra: Any,
     ) -> int:
         no_args_is_help = getattr(click.exceptions, "NoArgsIsHelpError", None)
+        words = list(args) if args is not None else sys.argv[1:]
         try:
             result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            record_command(self, words)
         except click.exceptions.UsageError as exc:
             if no_args_is_help is not None and isinstance(exc, no_args_is_help):
                 click.echo(exc.ctx.get_help() if exc.ctx else exc.format_message())
@@ -677,7 +680,7 @@ def usage(
 
 # -- call center: queue, number, ivr, agent, vip (minicc/cli_callcenter.py) ----------------
 
-for _command in (*CALLCENTER_COMMANDS, *TOKEN_COMMANDS):
+for _command in (*CALLCENTER_COMMANDS, *TOKEN_COMMANDS, *AUDIT_COMMANDS):
     cli.add_command(_command)
 for _command in LIFECYCLE_COMMANDS:
     tenant.add_command(_command)

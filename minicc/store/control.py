@@ -66,6 +66,19 @@ MIGRATIONS: tuple[Migration, ...] = (
     );
     CREATE INDEX api_tokens_tenant ON api_tokens(tenant);
     """,
+    # 4: the audit log of administrative changes (issue 6): who, what, when, from where.
+    """
+    CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY,
+        at REAL NOT NULL,
+        actor TEXT NOT NULL,
+        source TEXT NOT NULL,
+        tenant TEXT,
+        action TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX audit_log_tenant_at ON audit_log(tenant, at);
+    """,
 )
 
 _NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
