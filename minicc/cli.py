@@ -265,6 +265,7 @@ def _serve_flag(name: str, help_text: str) -> Callable[[F], F]:
 @_serve_flag("media-relay", "on (default): RTP through minicc; off: phones send it directly.")
 @_serve_flag("log-level", "debug, info, warning or error (default info).")
 @_serve_flag("public-address", "Address phones reach us at, put in Contact/SDP.")
+@_serve_flag("guard-allow", "Addresses/networks the flood guard never blocks (comma-separated).")
 @click.option(
     "--check",
     is_flag=True,

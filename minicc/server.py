@@ -25,6 +25,7 @@ from minicc.store.control import ControlStore
 from minicc.store.tenant import TenantStore
 from minicc.switch.control import CallObserver
 from minicc.switch.registrar import Binding as RegBinding
+from minicc.switch.sip.guard import GuardSettings
 from minicc.switch.sip.peer import Peer, Transport
 from minicc.switch.switch import Switch, SwitchSettings
 from minicc.tenants import models
@@ -166,6 +167,7 @@ class Server:
                 ring_timeout=config.ring_timeout,
                 media_relay=config.media_relay,
                 recordings_dir=config.data_dir / "recordings",
+                guard=GuardSettings(allow=config.guard_allow),
             ),
             self.directory,
             self.bus,

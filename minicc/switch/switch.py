@@ -18,7 +18,7 @@ import secrets
 import ssl
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from minicc.bus import EventBus
@@ -31,6 +31,7 @@ from minicc.switch.registrar import Binding, Registrar
 from minicc.switch.sip import transaction as txm
 from minicc.switch.sip.auth import DigestServer, algorithms_for_client
 from minicc.switch.sip.errors import SipError, SipKeepAlive, SipParseError
+from minicc.switch.sip.guard import FloodGuard, GuardSettings
 from minicc.switch.sip.message import Request, make_response
 from minicc.switch.sip.parser import parse_message, validate_request, validate_response
 from minicc.switch.sip.peer import Peer, Transport
@@ -80,6 +81,8 @@ class SwitchSettings:
     media_relay: bool = True
     """Anchor media in minicc's RTP relay; off passes SDP through unchanged."""
     recordings_dir: Path | None = None
+    guard: GuardSettings = field(default_factory=GuardSettings)
+    """The flood and fraud guard's thresholds and allow-list."""
 
 
 class Switch:
@@ -116,6 +119,7 @@ class Switch:
         self.tx = txm.TransactionLayer()
         self.registrar = Registrar()
         self.digest = DigestServer(secrets.token_bytes(32))
+        self.guard = FloodGuard(settings.guard)
         self.media: MediaEngine | None = (
             MediaEngine(
                 settings.bind, settings.rtp_port_min, settings.rtp_port_max, on_dtmf=self._on_dtmf
@@ -313,6 +317,10 @@ class Switch:
             self._reject_malformed(exc, peer)
             return
         now = asyncio.get_running_loop().time()
+        if isinstance(message, Request) and not self.guard.admit(
+            peer.host, now, user_agent=message.headers.get("User-Agent")
+        ):
+            return  # blocked or a scanner: no answer at all
         try:
             self.tx.receive(message, peer, now)
         except SipError as exc:
@@ -498,6 +506,7 @@ class Switch:
             return result.username
         if result.counts_as_bad_password:
             self.stats["auth_failures"] += 1
+            self.guard.auth_failed(source.host, now)
             self.bus.publish(
                 AuthFailed(
                     tenant=tenant.name,
