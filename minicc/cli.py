@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -368,6 +368,7 @@ def _tenant_json(tenant: Tenant, *, default: bool, users: int) -> dict[str, Any]
         "default": default,
         "users": users,
         "record_calls": tenant.record_calls,
+        "quotas": tenant.quotas.as_dict(),
         "created_at": tenant.created_at.isoformat(),
     }
 
@@ -378,15 +379,52 @@ def _tenant_json(tenant: Tenant, *, default: bool, users: int) -> dict[str, Any]
 @click.option(
     "--recording",
     type=click.Choice(["on", "off"]),
-    required=True,
+    default=None,
     help="Record every answered call of the tenant (two-channel WAV, one party per channel).",
 )
+@click.option(
+    "--max-calls",
+    default=None,
+    metavar="N|none",
+    help="Calls in progress at once; beyond it a call gets 503 (none: no limit).",
+)
 @click.pass_context
-def tenant_set(ctx: click.Context, data_dir: str | None, name: str, recording: str) -> None:
-    """Change a setting of tenant NAME (by name or domain)."""
+def tenant_set(
+    ctx: click.Context,
+    data_dir: str | None,
+    name: str,
+    recording: str | None,
+    max_calls: str | None,
+) -> None:
+    """Change settings of tenant NAME (by name or domain)."""
+    if recording is None and max_calls is None:
+        raise click.UsageError("nothing to change: give --recording and/or --max-calls")
+    limit = _limit(max_calls, "--max-calls") if max_calls is not None else None
     with _control(ctx, data_dir) as control:
-        updated = control.set_recording(name, recording == "on")
-    click.echo(f"tenant {updated.name}: recording {'on' if updated.record_calls else 'off'}")
+        updated = _tenant(control, name)
+        if recording is not None:
+            updated = control.set_recording(name, recording == "on")
+            click.echo(
+                f"tenant {updated.name}: recording {'on' if updated.record_calls else 'off'}"
+            )
+        if max_calls is not None:
+            updated = control.set_quotas(name, replace(updated.quotas, max_calls=limit))
+            shown = "no limit" if limit is None else str(limit)
+            click.echo(f"tenant {updated.name}: max calls {shown}")
+
+
+def _limit(text: str, flag: str) -> int | None:
+    if text.strip().lower() in ("none", "off", "unlimited"):
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise click.BadParameter(
+            f"{text!r}: give a whole number of 0 or more, or none", param_hint=flag
+        )
+    return value
 
 
 @tenant.command("list")

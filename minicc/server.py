@@ -102,6 +102,13 @@ def _load_snapshot(stores: Stores) -> Snapshot:
             changed = True
             setups[tenant.name] = stores.callcenters[tenant.name].setup()
         result.append((tenant, store.all_extensions()))
+    names = {t.name for t in tenants}
+    for gone in [name for name in stores.tenants if name not in names]:
+        # Deleted (minicc tenant delete): let go of its database file.
+        stores.callcenters.pop(gone, None)
+        stores.versions.pop(gone, None)
+        stores.tenants.pop(gone).close()
+        changed = True
     default = stores.control.default_tenant()
     return Snapshot(result, default.name if default else None, changed, setups)
 

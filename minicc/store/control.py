@@ -8,6 +8,7 @@ data can ever return another's, and a tenant can be moved or deleted as one file
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import re
 import sqlite3
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from minicc.store.database import Database, Migration, StoreError
 from minicc.store.tenant import TenantStore
-from minicc.tenants.models import Tenant, TenantStatus
+from minicc.tenants.models import Quotas, Tenant, TenantStatus
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +80,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     );
     CREATE INDEX audit_log_tenant_at ON audit_log(tenant, at);
     """,
+    # 5: per-tenant quotas (issue 6), a JSON object so a new limit needs no migration.
+    "ALTER TABLE tenants ADD COLUMN quotas TEXT NOT NULL DEFAULT '{}';",
 )
 
 _NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
@@ -207,6 +210,23 @@ class ControlStore:
         self.db.write(
             lambda conn: conn.execute(
                 "UPDATE tenants SET record_calls = ? WHERE id = ?", (int(enabled), found.id)
+            )
+        )
+        updated = self.get_tenant(found.name)
+        assert updated is not None
+        return updated
+
+    def set_quotas(self, tenant: str, quotas: Quotas) -> Tenant:
+        """Replace ``tenant``'s quotas (the running server applies them at once).
+
+        Raises:
+            StoreError: unknown tenant.
+        """
+        found = self._require(tenant)
+        text = json.dumps(quotas.as_dict(), sort_keys=True)
+        self.db.write(
+            lambda conn: conn.execute(
+                "UPDATE tenants SET quotas = ? WHERE id = ?", (text, found.id)
             )
         )
         updated = self.get_tenant(found.name)
@@ -378,7 +398,7 @@ class ControlStore:
     @staticmethod
     def _select(conn: sqlite3.Connection, where: str, params: tuple[str, ...]) -> list[Tenant]:
         rows = conn.execute(
-            "SELECT t.id, t.name, t.domain, t.created_at, t.status, t.record_calls,"
+            "SELECT t.id, t.name, t.domain, t.created_at, t.status, t.record_calls, t.quotas,"
             " (SELECT group_concat(domain, ' ') FROM"
             "   (SELECT domain FROM tenant_domains WHERE tenant_id = t.id AND NOT is_primary"
             "    ORDER BY domain)) AS aliases"
@@ -394,6 +414,7 @@ class ControlStore:
                 status=TenantStatus(row["status"]),
                 aliases=tuple(row["aliases"].split()) if row["aliases"] else (),
                 record_calls=bool(row["record_calls"]),
+                quotas=Quotas.from_dict(json.loads(row["quotas"] or "{}")),
             )
             for row in rows
         ]

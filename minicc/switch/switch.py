@@ -134,7 +134,7 @@ class Switch:
         self._timer_at: float | None = None
         self._expiry_task: asyncio.Task[None] | None = None
         self.b2bua: B2BUA | None = None
-        self.stats = {"received": 0, "malformed": 0, "auth_failures": 0}
+        self.stats = {"received": 0, "malformed": 0, "auth_failures": 0, "quota_refused": 0}
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -445,6 +445,17 @@ class Switch:
             return
         caller = self._authenticate(request, source, tenant)
         if caller is None:
+            return
+        limit = tenant.tenant.quotas.max_calls
+        if limit is not None and self.b2bua.calls_of(tenant.name) >= limit:
+            # RFC 3326 Reason: the phone (and the tenant's admin reading its log) sees why.
+            self.stats["quota_refused"] += 1
+            self._reply(
+                request,
+                503,
+                reason="Call Limit Reached",
+                extra=[("Reason", f'SIP;cause=503;text="tenant call limit of {limit} reached"')],
+            )
             return
         self.b2bua.handle_invite(request, source, key, tenant, caller)
 
