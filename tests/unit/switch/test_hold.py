@@ -271,3 +271,20 @@ async def test_caller_hangs_up_while_held_and_ringing_back(
     assert (await engine.wait("ring_result", call.key)).args == (attempt, RingResult.CANCELLED)
     assert (await engine.wait("call_ended", call.key)).args == (True,)
     assert asw.b2bua.active_calls == 0
+
+
+async def test_bad_hold_offers_get_4xx_and_leave_the_call_alone(
+    asw: Harness, engine: FakeEngine
+) -> None:
+    call, _, agent = await _bridged(asw, engine)
+    bad = await agent.dialog.send("INVITE", body=b"v=0\r\nthis is not sdp\r\n")
+    assert bad.status == 400
+    # A hold in a codec the call does not use cannot be answered: 488, still not held.
+    pcma_only = make_sdp(
+        agent.rtp.port, direction="sendonly", codecs=[(8, "PCMA")], session_id=9999, version=2
+    )
+    assert (await agent.dialog.send("INVITE", body=pcma_only)).status == 488
+    assert engine.of("call_held", call.key) == []
+    assert call.caller.requests_seen("INVITE") == []
+    Talker(agent.rtp).send(agent.sends_to, 3, payload=AGENT_VOICE)
+    await _hears(call, AGENT_VOICE)  # still talking
