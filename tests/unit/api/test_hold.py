@@ -81,6 +81,9 @@ async def test_agent_holds_and_resumes_through_the_api(
         assert resumed.held >= 0  # type: ignore[attr-defined]
         again = await client.post(f"{base}/resume", headers=bearer(agent_token))
         assert again.status_code == 409
+        queues = (await client.get("/api/queues", headers=bearer(agent_token))).json()
+        support = next(q for q in queues if q["name"] == "support")
+        assert support["holds"] == 1 and support["hold_total"] >= 0
 
         assert (await client.post(f"{base}/hangup", headers=bearer(agent_token))).status_code == 204
         assert out.dialog is not None
