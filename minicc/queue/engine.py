@@ -39,6 +39,7 @@ from minicc.queue.setup import CallCenterSetup
 from minicc.queue.stats import StatsSnapshot
 from minicc.switch.control import (
     CallControl,
+    HoldBy,
     IncomingCall,
     OriginateLeg,
     PlaybackOutcome,
@@ -358,6 +359,24 @@ class CallCenter:
             except Exception:
                 log.exception("call %s: end handling failed", key)
             self._owners.pop(key, None)
+            self._rearm()
+
+    def call_held(self, key: str, by: HoldBy) -> None:
+        engine = self._owner(key)
+        if engine is not None:
+            try:
+                engine.call_held(key, by, self._now())
+            except Exception:
+                self._failed(key)
+            self._rearm()
+
+    def call_resumed(self, key: str) -> None:
+        engine = self._owner(key)
+        if engine is not None:
+            try:
+                engine.call_resumed(key, self._now())
+            except Exception:
+                self._failed(key)
             self._rearm()
 
     def originate_result(self, key: str, leg: OriginateLeg, result: RingResult) -> None:

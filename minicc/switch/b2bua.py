@@ -716,6 +716,8 @@ class B2BUA:
         """Hold, resume or a codec change: pass the offer through the relay to the other side."""
         other = call.leg(side.other)
         me = call.leg(side)
+        if call.app is not None and self.app.holds.on_reinvite(call, side, request):
+            return  # hold / resume on a bridged application call (minicc.switch.hold)
         if call.app is not None and other is None and side is Side.CALLER:
             self.app.answer_reinvite(call, request)  # no agent yet: minicc is the other end
             return

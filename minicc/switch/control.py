@@ -12,6 +12,13 @@ on a later turn of the loop, in the order things happened, never from inside a
 :class:`CallControl` call, so the engine may call CallControl from any of them. Each ``play``
 ends in exactly one ``playback_done`` and each ``ring`` in exactly one ``ring_result``, also
 for a call already gone (ABORTED, CANCELLED) or a file that cannot be played (ABORTED).
+
+Hold (:mod:`minicc.switch.hold`): once an agent is bridged, a hold from the agent's phone
+(a re-INVITE with sendonly, inactive or ``c=0.0.0.0``) or from :meth:`CallControl.hold` is
+answered by minicc itself and reported as ``call_held``; the engine plays music on hold to
+the caller. A resume (or an answered :meth:`CallControl.ring_back`) cuts that music itself
+and is reported as ``call_resumed``. Each ``call_held`` is followed by at most one
+``call_resumed`` (none when the call ends while held).
 """
 
 from __future__ import annotations
@@ -81,6 +88,15 @@ class OriginateLeg(Enum):
     """The number dialled once the agent answered."""
 
 
+class HoldBy(Enum):
+    """Who put a bridged application call on hold."""
+
+    PHONE = "phone"
+    """The agent's phone (a hold re-INVITE); it resumes with a sendrecv re-INVITE."""
+    API = "api"
+    """:meth:`CallControl.hold` (the agent's screen); resumed by :meth:`CallControl.resume`."""
+
+
 class PlaybackOutcome(Enum):
     FINISHED = "finished"
     CANCELLED = "cancelled"
@@ -113,6 +129,16 @@ class CallObserver(Protocol):
 
     def call_ended(self, key: str, by_caller: bool) -> None:
         """The call is over (caller hung up, agent hung up, or :meth:`CallControl.hangup`)."""
+        ...
+
+    def call_held(self, key: str, by: HoldBy) -> None:
+        """The bridged call is on hold: the agent hears silence, the caller hears nothing
+        until the engine plays music (:meth:`CallControl.play`, looped)."""
+        ...
+
+    def call_resumed(self, key: str) -> None:
+        """The hold ended (the phone resumed, :meth:`CallControl.resume`, or a ring-back was
+        answered): the switch already cut the caller's playback; both hear each other."""
         ...
 
     def originate_result(self, key: str, leg: OriginateLeg, result: RingResult) -> None:
@@ -167,4 +193,23 @@ class CallControl(Protocol):
         shows (the customer's number). Returns the new call's key at once; progress comes
         through :meth:`CallObserver.originate_result`, the end through
         :meth:`CallObserver.call_ended`. :meth:`hangup` withdraws it at any stage."""
+        ...
+
+    def hold(self, key: str) -> bool:
+        """Put a bridged call on hold without SIP toward the agent's phone: the agent's leg
+        gets silence and ``call_held(key, HoldBy.API)`` follows. False (nothing reported)
+        when the call is not bridged or already on hold."""
+        ...
+
+    def resume(self, key: str) -> bool:
+        """End a hold made by :meth:`hold`: the caller's music stops, ``call_resumed``
+        follows. False when the call is not on hold, or the phone holds it (a phone's hold
+        is resumed on the phone)."""
+        ...
+
+    def ring_back(self, key: str, extension: str, *, timeout: float) -> int:
+        """Ring ``extension``'s devices again for a held call (the hold timeout), showing the
+        held caller as "On hold: <name>". The first to answer replaces the held leg (which
+        gets BYE) and the call resumes; a resume on the held leg cancels it. Ends in exactly
+        one ``ring_result``; returns its attempt id."""
         ...

@@ -251,6 +251,18 @@ class Switch:
         """:meth:`CallControl.hangup <minicc.switch.control.CallControl.hangup>`."""
         self._app.hangup(key, status=status)
 
+    def hold(self, key: str) -> bool:
+        """:meth:`CallControl.hold <minicc.switch.control.CallControl.hold>`."""
+        return self._app.hold(key)
+
+    def resume(self, key: str) -> bool:
+        """:meth:`CallControl.resume <minicc.switch.control.CallControl.resume>`."""
+        return self._app.resume(key)
+
+    def ring_back(self, key: str, extension: str, *, timeout: float) -> int:
+        """:meth:`CallControl.ring_back <minicc.switch.control.CallControl.ring_back>`."""
+        return self._app.ring_back(key, extension, timeout=timeout)
+
     def originate(
         self,
         tenant: str,

@@ -19,6 +19,7 @@ from minicc.bus import EventBus
 from minicc.events import Event
 from minicc.switch.control import (
     CallObserver,
+    HoldBy,
     IncomingCall,
     OriginateLeg,
     PlaybackOutcome,
@@ -261,6 +262,12 @@ class FakeEngine:
 
     def originate_result(self, key: str, leg: OriginateLeg, result: RingResult) -> None:
         self._record("originate_result", key, leg, result)
+
+    def call_held(self, key: str, by: HoldBy) -> None:
+        self._record("call_held", key, by)
+
+    def call_resumed(self, key: str) -> None:
+        self._record("call_resumed", key)
 
     # -- for the tests ----------------------------------------------------------------------
 
