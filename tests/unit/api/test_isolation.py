@@ -43,6 +43,8 @@ PROBES: dict[tuple[str, str], dict[str, str] | None] = {
     ("GET", "/api/calls"): None,
     ("GET", "/api/calls/{call_id}/pop"): {"call_id": "@other-call"},
     ("POST", "/api/calls/{call_id}/hangup"): {"call_id": "@other-call"},
+    ("POST", "/api/calls/{call_id}/hold"): {"call_id": "@other-call"},
+    ("POST", "/api/calls/{call_id}/resume"): {"call_id": "@other-call"},
     ("GET", "/api/callbacks"): None,
     ("GET", "/api/health"): None,
     ("GET", "/api/status"): None,
