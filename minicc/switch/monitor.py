@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -356,12 +357,20 @@ class Monitors:
             return "no such call"
         if target.state is not CallState.ANSWERED or target.callee is None:
             return "the call is not answered"
-        if target.media is None:
-            return "the call's media is not relayed"
         if target.key in self._by_target or target.key in self._by_party:
             return "the call already has a third party"
+        return self._unjoinable_media(target)
+
+    @staticmethod
+    def _unjoinable_media(target: Call) -> str | None:
+        if target.media is None:
+            return "the call's media is not relayed"
         if target.media.a.tap is not None or target.media.b.tap is not None:
             return "the call's audio is already tapped"
+        if not (target.media.a.forward_from_peer and target.media.b.forward_from_peer):
+            # Music on hold or a prompt plays to a party; the mixer would take the legs
+            # back to the relay as it found them, i.e. silenced, when it leaves.
+            return "a prompt or music plays on the call"
         return None
 
     def _place(
@@ -494,8 +503,8 @@ class Monitors:
             problem = "the call ended"
         elif party.media is None:
             problem = "the party has no media"
-        elif target.media.a.tap is not None or target.media.b.tap is not None:
-            problem = "the call's audio is already tapped"
+        else:
+            problem = self._unjoinable_media(target)
         if problem is not None or target.media is None or party.media is None:
             log.warning("%s: %s not joined: %s", join.id, join.kind.value, problem)
             self._end(join, MonitorEnd.REFUSED, RingResult.FAILED)
@@ -639,7 +648,9 @@ class Monitors:
             log.exception("%s: observer.%s failed", args[0] if args else "", method)
 
 
-def _feeder(bridge: MixBridge, party: str):  # type: ignore[no-untyped-def]
+def _feeder(bridge: MixBridge, party: str) -> Callable[[int, bytes], None]:
+    """The relay tap that feeds ``party``'s packets to the mixer."""
+
     def tap(payload_type: int, payload: bytes) -> None:
         bridge.feed(party, payload_type, payload)
 

@@ -423,3 +423,52 @@ async def test_shutdown_with_a_ringing_monitor(
     await asw.switch.stop(grace=0)
     ended = await engine.wait("monitor_ended", monitor)
     assert ended.args[0] in (MonitorEnd.CALL_ENDED, MonitorEnd.NOT_ANSWERED)
+
+
+async def test_refused_while_music_plays_to_a_party(
+    asw: Harness, engine: FakeEngine, streams: list[Stream]
+) -> None:
+    from minicc.queue.prompts import PromptCatalogue
+
+    q = await _queue_call(asw, engine, streams)
+    await asw.phone("acme", "1003")
+    asw.switch.play(q.call.key, [PromptCatalogue().find("en", "moh").path], loop=True)
+    refused = asw.switch.monitor(q.call.key, "1003", MonitorMode.LISTEN, timeout=RING)
+    assert (await engine.wait("monitor_ended", refused)).args == (MonitorEnd.REFUSED,)
+    asw.switch.stop_playback(q.call.key)
+    await engine.wait("playback_done", q.call.key)
+    assert asw.switch.find_call("acme", "1002") == q.call.key
+
+
+async def test_mode_set_while_ringing_applies_on_answer(
+    asw: Harness, engine: FakeEngine, streams: list[Stream]
+) -> None:
+    q = await _queue_call(asw, engine, streams)
+    carol = await asw.phone("acme", "1003")
+    monitor = asw.switch.monitor(q.call.key, "1003", MonitorMode.LISTEN, timeout=RING)
+    asw.switch.set_monitor_mode(monitor, MonitorMode.BARGE)
+    third = await _answer_third(asw, carol, streams)
+    assert (await engine.wait("monitor_started", monitor)).args == (q.call.key, MonitorMode.BARGE)
+    assert not engine.of("monitor_mode_changed")
+    assert _near(await heard(q.call.rtp), CAROL)
+    # Pressing the key of the mode in force changes nothing and reports nothing.
+    dialog = third.inc.dialog  # type: ignore[attr-defined]
+    await dialog.send("INFO", body=b"Signal=3\r\n", content_type="application/dtmf-relay")
+    await dialog.send("INFO", body=b"Signal=9\r\n", content_type="application/dtmf-relay")
+    assert _near(await heard(q.call.rtp), CAROL)
+    assert not engine.of("monitor_mode_changed")
+
+
+async def test_shutdown_with_a_joined_monitor(
+    asw: Harness, engine: FakeEngine, streams: list[Stream]
+) -> None:
+    q = await _queue_call(asw, engine, streams)
+    carol = await asw.phone("acme", "1003")
+    monitor = asw.switch.monitor(q.call.key, "1003", MonitorMode.WHISPER, timeout=RING)
+    await _answer_third(asw, carol, streams)
+    await engine.wait("monitor_started", monitor)
+    await asw.switch.stop(grace=0)
+    ended = await engine.wait("monitor_ended", monitor)
+    assert ended.args[0] in (MonitorEnd.CALL_ENDED, MonitorEnd.SUPERVISOR_HUNG_UP)
+    await engine.wait("call_ended", q.call.key)
+    assert len(engine.of("monitor_ended", monitor)) == 1
