@@ -238,12 +238,15 @@ class Monitors:
     def attach_monitor(self, monitor: str, key: str, mode: MonitorMode) -> None:
         """Join the supervisor's own answered call ``monitor`` to call ``key`` in ``mode``;
         refused (``monitor_ended`` REFUSED, the supervisor hung up) when either is gone."""
+        if monitor in self._by_party:
+            log.warning("%s: attach_monitor again for a joined monitor; ignored", monitor)
+            return
         party, target = self._b2bua.call(monitor), self._b2bua.call(key)
         problem = self._unjoinable(target)
         if party is None or party.state is not CallState.ANSWERED or party.media is None:
             problem = "the supervisor's call is not answered"
-        elif monitor in self._by_party or monitor == key:
-            problem = "the supervisor's call is already joined"
+        elif monitor == key:
+            problem = "a call cannot monitor itself"
         if problem is not None or party is None or target is None:
             log.warning("%s: monitor of %s refused: %s", monitor, key, problem)
             self._tell_soon("monitor_ended", monitor, MonitorEnd.REFUSED)

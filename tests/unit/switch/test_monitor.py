@@ -472,3 +472,19 @@ async def test_shutdown_with_a_joined_monitor(
     assert ended.args[0] in (MonitorEnd.CALL_ENDED, MonitorEnd.SUPERVISOR_HUNG_UP)
     await engine.wait("call_ended", q.call.key)
     assert len(engine.of("monitor_ended", monitor)) == 1
+
+
+async def test_attach_twice_keeps_the_first(
+    asw: Harness, engine: FakeEngine, streams: list[Stream]
+) -> None:
+    q = await _queue_call(asw, engine, streams)
+    carol = await asw.phone("acme", "1003")
+    sup = await app_call(asw, engine, carol, "8082")
+    asw.switch.attach_monitor(sup.key, q.call.key, MonitorMode.LISTEN)
+    await engine.wait("monitor_started", sup.key)
+    asw.switch.attach_monitor(sup.key, q.call.key, MonitorMode.BARGE)
+    streams.append(Stream(sup.rtp, sup.sends_to, CAROL))
+    assert _near(await heard(q.agent.rtp), ALICE)  # still listening, nobody hears Carol
+    assert not engine.of("monitor_ended")
+    asw.switch.attach_monitor(sup.key, sup.key, MonitorMode.BARGE)
+    assert not engine.of("monitor_ended")
