@@ -148,6 +148,21 @@ def test_join_transitions_refuse_what_the_table_lacks() -> None:
     assert all(stage is not Stage.ENDED for stage, _ in TRANSITIONS)
 
 
+@pytest.mark.parametrize("stage", list(Stage))
+@pytest.mark.parametrize("step", list(Step))
+def test_every_stage_and_step_is_legal_or_refused(stage: Stage, step: Step) -> None:
+    from minicc.switch.monitor import TRANSITIONS, Join, JoinKind
+
+    join = Join(id="m", kind=JoinKind.CONFERENCE, target=None, party=None, mode=MonitorMode.BARGE)  # type: ignore[arg-type]
+    join.stage = stage
+    if (stage, step) in TRANSITIONS:
+        assert join.move(step) is TRANSITIONS[(stage, step)]
+    else:
+        with pytest.raises(JoinStateError, match=f"{step.value} in stage {stage.value}"):
+            join.move(step)
+        assert join.stage is stage
+
+
 # ------------------------------------------------------------------------------ monitors
 
 
