@@ -503,3 +503,22 @@ async def test_attach_twice_keeps_the_first(
     assert not engine.of("monitor_ended")
     asw.switch.attach_monitor(sup.key, sup.key, MonitorMode.BARGE)
     assert not engine.of("monitor_ended")
+
+
+async def test_engine_hangup_after_the_caller_left_a_conference(
+    asw: Harness, engine: FakeEngine, streams: list[Stream]
+) -> None:
+    q = await _queue_call(asw, engine, streams)
+    carol = await asw.phone("acme", "1003")
+    attempt = asw.switch.conference(q.call.key, "1003", timeout=RING)
+    third = await _answer_third(asw, carol, streams)
+    await engine.wait("conference_result", q.call.key)
+    assert (await q.call.dialog.bye()).status == 200
+    asw.switch.hangup(q.call.key)
+    bye = await q.agent.dialog.request("BYE")
+    q.agent.inc.ua.reply(bye, 200)
+    bye = await third.inc.dialog.request("BYE")  # type: ignore[attr-defined]
+    carol.reply(bye, 200)
+    assert (await engine.wait("conference_ended", q.call.key)).args == (attempt,)
+    await engine.wait("call_ended", q.call.key)
+    assert not asw.b2bua.calls()
