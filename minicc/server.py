@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from minicc import runtime
 from minicc.bus import EventBus
 from minicc.config import ServeConfig
 from minicc.events import CallEnded
@@ -24,6 +26,7 @@ from minicc.store.supervisors import read_supervisors
 from minicc.store.tenant import TenantStore
 from minicc.switch.control import CallObserver
 from minicc.switch.registrar import Binding as RegBinding
+from minicc.switch.sip.guard import GuardSettings
 from minicc.switch.sip.peer import Peer, Transport
 from minicc.switch.switch import Switch, SwitchSettings
 from minicc.tenants import models
@@ -104,6 +107,13 @@ def _load_snapshot(stores: Stores) -> Snapshot:
             setups[tenant.name] = stores.callcenters[tenant.name].setup()
             supervisors[tenant.name] = read_supervisors(store)
         result.append((tenant, store.all_extensions()))
+    names = {t.name for t in tenants}
+    for gone in [name for name in stores.tenants if name not in names]:
+        # Deleted (minicc tenant delete): let go of its database file.
+        stores.callcenters.pop(gone, None)
+        stores.versions.pop(gone, None)
+        stores.tenants.pop(gone).close()
+        changed = True
     default = stores.control.default_tenant()
     return Snapshot(result, default.name if default else None, changed, setups, supervisors)
 
@@ -169,6 +179,7 @@ class Server:
                 ring_timeout=config.ring_timeout,
                 media_relay=config.media_relay,
                 recordings_dir=config.data_dir / "recordings",
+                guard=GuardSettings(allow=config.guard_allow),
             ),
             self.directory,
             self.bus,
@@ -408,6 +419,13 @@ class Server:
                 raise OSError(
                     f"HTTP server did not start on {self.config.bind}:{self.config.http_port}"
                 )
+        if self.http_port is not None:
+            runtime.write(
+                self.config.data_dir,
+                pid=os.getpid(),
+                bind=self.config.bind,
+                http_port=self.http_port,
+            )
 
     @property
     def http_port(self) -> int | None:
@@ -420,6 +438,7 @@ class Server:
         return None
 
     async def _stop_http(self) -> None:
+        runtime.clear(self.config.data_dir, os.getpid())
         if self._http is not None:
             self._http.should_exit = True  # type: ignore[attr-defined]
 

@@ -23,6 +23,7 @@ import asyncio
 import itertools
 import logging
 import random
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -169,6 +170,32 @@ class Call:
         return self.caller if side is Side.CALLER else self.callee
 
 
+class CallTable(dict[str, "Call"]):
+    """Live calls by key, also counted per tenant: a quota is checked on every INVITE,
+    so the count is kept as calls come and go instead of counted each time.
+
+    Only item assignment and ``pop`` keep the counts: no ``update``/``setdefault`` here.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.per_tenant: Counter[str] = Counter()
+
+    def __setitem__(self, key: str, call: Call) -> None:
+        if key not in self:
+            self.per_tenant[call.tenant.name] += 1
+        super().__setitem__(key, call)
+
+    def pop(self, key: str, default: Call | None = None) -> Call | None:  # type: ignore[override]
+        call = super().pop(key, None)
+        if call is None:
+            return default
+        self.per_tenant[call.tenant.name] -= 1
+        if self.per_tenant[call.tenant.name] <= 0:
+            del self.per_tenant[call.tenant.name]
+        return call
+
+
 class B2BUA:
     def __init__(
         self,
@@ -205,7 +232,7 @@ class B2BUA:
         # after an input. Work that runs on its own (call set-up after the media ports are
         # bound, the ring timer) calls this to have its messages sent at once.
         self._flush = flush
-        self._calls: dict[str, Call] = {}  # by Call.key
+        self._calls = CallTable()  # by Call.key
         # (Call-ID, our tag) -> (call, side): how in-dialog requests find their leg.
         self._dialogs: dict[tuple[str, str], tuple[Call, Side]] = {}
         # Client transaction key -> continuation for its responses (None means timeout).
@@ -222,6 +249,10 @@ class B2BUA:
     @property
     def active_calls(self) -> int:
         return len(self._calls)
+
+    def calls_of(self, tenant: str) -> int:
+        """Calls of ``tenant`` in progress (what its concurrent-call quota counts)."""
+        return self._calls.per_tenant[tenant]
 
     def calls(self) -> list[Call]:
         return list(self._calls.values())

@@ -18,7 +18,7 @@ import secrets
 import ssl
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from minicc.bus import EventBus
@@ -32,6 +32,7 @@ from minicc.switch.registrar import Binding, Registrar
 from minicc.switch.sip import transaction as txm
 from minicc.switch.sip.auth import DigestServer, algorithms_for_client
 from minicc.switch.sip.errors import SipError, SipKeepAlive, SipParseError
+from minicc.switch.sip.guard import FloodGuard, GuardSettings
 from minicc.switch.sip.message import Request, make_response
 from minicc.switch.sip.parser import parse_message, validate_request, validate_response
 from minicc.switch.sip.peer import Peer, Transport
@@ -81,6 +82,8 @@ class SwitchSettings:
     media_relay: bool = True
     """Anchor media in minicc's RTP relay; off passes SDP through unchanged."""
     recordings_dir: Path | None = None
+    guard: GuardSettings = field(default_factory=GuardSettings)
+    """The flood and fraud guard's thresholds and allow-list."""
 
 
 class Switch:
@@ -117,6 +120,7 @@ class Switch:
         self.tx = txm.TransactionLayer()
         self.registrar = Registrar()
         self.digest = DigestServer(secrets.token_bytes(32))
+        self.guard = FloodGuard(settings.guard)
         self.media: MediaEngine | None = (
             MediaEngine(
                 settings.bind, settings.rtp_port_min, settings.rtp_port_max, on_dtmf=self._on_dtmf
@@ -132,7 +136,7 @@ class Switch:
         self._expiry_task: asyncio.Task[None] | None = None
         self.b2bua: B2BUA | None = None
         self.monitors: Monitors | None = None
-        self.stats = {"received": 0, "malformed": 0, "auth_failures": 0}
+        self.stats = {"received": 0, "malformed": 0, "auth_failures": 0, "quota_refused": 0}
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -362,6 +366,10 @@ class Switch:
             self._reject_malformed(exc, peer)
             return
         now = asyncio.get_running_loop().time()
+        if isinstance(message, Request) and not self.guard.admit(
+            peer.host, now, user_agent=message.headers.get("User-Agent")
+        ):
+            return  # blocked or a scanner: no answer at all
         try:
             self.tx.receive(message, peer, now)
         except SipError as exc:
@@ -463,7 +471,16 @@ class Switch:
             return
         tenant = self._tenant_for(request)
         if tenant is None:
-            self._reply(request, 404, reason="Unknown Domain")
+            if self._suspended(request):
+                # Said plainly, so the tenant's admin sees why every phone stopped working.
+                self._reply(
+                    request,
+                    403,
+                    reason="Tenant Suspended",
+                    extra=[("Warning", '399 minicc "tenant suspended by the service provider"')],
+                )
+            else:
+                self._reply(request, 404, reason="Unknown Domain")
             return
         if method == "REGISTER":
             self._on_register(request, source, tenant)
@@ -477,6 +494,17 @@ class Switch:
             return
         caller = self._authenticate(request, source, tenant)
         if caller is None:
+            return
+        limit = tenant.tenant.quotas.max_calls
+        if limit is not None and self.b2bua.calls_of(tenant.name) >= limit:
+            # RFC 3326 Reason: the phone (and the tenant's admin reading its log) sees why.
+            self.stats["quota_refused"] += 1
+            self._reply(
+                request,
+                503,
+                reason="Call Limit Reached",
+                extra=[("Reason", f'SIP;cause=503;text="tenant call limit of {limit} reached"')],
+            )
             return
         self.b2bua.handle_invite(request, source, key, tenant, caller)
 
@@ -505,6 +533,13 @@ class Switch:
             return None
         return self.directory.resolve_host(host)
 
+    def _suspended(self, request: Request) -> bool:
+        try:
+            host = parse_uri(request.uri).host_plain
+        except SipError:
+            return False
+        return self.directory.suspended(host) is not None
+
     def _is_loop(self, request: Request) -> bool:
         """Our own Via in the INVITE means it went out from us and came back (RFC 3261 §16.3 4)."""
         me = self.settings.advertised_host.lower()
@@ -531,6 +566,7 @@ class Switch:
             return result.username
         if result.counts_as_bad_password:
             self.stats["auth_failures"] += 1
+            self.guard.auth_failed(source.host, now)
             self.bus.publish(
                 AuthFailed(
                     tenant=tenant.name,
