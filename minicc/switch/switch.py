@@ -5,9 +5,9 @@ It follows aioquic's shape: bytes in (``on_data``), the transaction layer's even
 earliest transaction deadline.
 
 The switch is also the :class:`~minicc.switch.control.CallControl` the queue engine drives
-(``play``, ``ring``, ``hangup``, ``originate``...), and takes the engine as its
-:class:`~minicc.switch.control.CallObserver`; see :mod:`minicc.switch.appcalls` and
-:mod:`minicc.switch.originate`.
+(``play``, ``ring``, ``hangup``, ``originate``, ``monitor``, ``conference``...), and takes
+the engine as its :class:`~minicc.switch.control.CallObserver`; see
+:mod:`minicc.switch.appcalls`, :mod:`minicc.switch.originate` and :mod:`minicc.switch.monitor`.
 """
 
 from __future__ import annotations
