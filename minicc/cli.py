@@ -42,6 +42,7 @@ from minicc.store.control import (
     validate_tenant_name,
 )
 from minicc.store.database import StoreError
+from minicc.store.supervisors import set_supervisor
 from minicc.store.tenant import validate_extension, validate_password
 from minicc.store.usage import folder_bytes, summarise
 from minicc.tenants.models import CallRecord, Tenant
@@ -479,6 +480,9 @@ def user() -> None:
 @click.option("--extension", required=True, help="2 to 15 digits, e.g. 1005.")
 @click.option("--password", required=True, help="SIP password, at least 6 characters.")
 @click.option("--name", default=None, help="Display name, e.g. 'Ada Lovelace'.")
+@click.option(
+    "--supervisor", is_flag=True, help="May listen, whisper and barge (docs/supervisor.md)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the new login as JSON.")
 @click.pass_context
 def user_add(
@@ -488,6 +492,7 @@ def user_add(
     extension: str,
     password: str,
     name: str | None,
+    supervisor: bool,
     as_json: bool,
 ) -> None:
     """Add a SIP login to a tenant. Only password hashes are stored."""
@@ -500,6 +505,8 @@ def user_add(
         target = _tenant(control, tenant_name)
         with control.open_tenant(target) as store:
             added = store.add_extension(extension, password, target.domain, name)
+            if supervisor:
+                set_supervisor(store, extension, True)
     if as_json:
         _print_json(
             {
@@ -513,6 +520,38 @@ def user_add(
             f"added extension {added.extension} to tenant {target.name} "
             f"(login {added.extension}@{target.domain})"
         )
+
+
+@user.command("set")
+@data_dir_option
+@click.option("--tenant", "tenant_name", required=True, help="Tenant name or SIP domain.")
+@click.option("--extension", required=True, help="The login to change, e.g. 1005.")
+@click.option(
+    "--supervisor/--no-supervisor",
+    default=None,
+    help="Grant or withdraw monitoring (listen, whisper, barge; docs/supervisor.md).",
+)
+@click.pass_context
+def user_set(
+    ctx: click.Context,
+    data_dir: str | None,
+    tenant_name: str,
+    extension: str,
+    supervisor: bool | None,
+) -> None:
+    """Change a SIP login of a tenant."""
+    if supervisor is None:
+        raise click.UsageError("nothing to change: give --supervisor or --no-supervisor")
+    try:
+        validate_extension(extension)
+    except StoreError as exc:
+        raise _usage(exc) from exc
+    with _control(ctx, data_dir) as control:
+        target = _tenant(control, tenant_name)
+        with control.open_tenant(target) as store:
+            set_supervisor(store, extension, supervisor)
+    state = "is now a supervisor" if supervisor else "is no longer a supervisor"
+    click.echo(f"extension {extension} of tenant {target.name} {state}")
 
 
 def _user_json(

@@ -243,3 +243,43 @@ class CallbackResult(Event):
     """The agent who made the attempt."""
     detail: str | None = None
     """Why an attempt failed (``busy``, ``no-answer``, ...)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MonitorStarted(Event):
+    monitor: str
+    """The monitor's id (the supervisor's own call)."""
+    call_id: str
+    """minicc's key of the monitored call."""
+    supervisor: str
+    """The supervisor's extension."""
+    agent: str
+    """The extension monitored."""
+    mode: str
+    """``listen``, ``whisper`` or ``barge``."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MonitorModeChanged(Event):
+    monitor: str
+    """The monitor's id."""
+    mode: str
+    """The new mode: ``listen``, ``whisper`` or ``barge``."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MonitorEnded(Event):
+    monitor: str
+    """The monitor's id."""
+    reason: str
+    """``supervisor-hung-up``, ``call-ended``, ``stopped``, ``not-answered`` or ``refused``."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConferenceChanged(Event):
+    call_id: str
+    """minicc's key of the call."""
+    extension: str
+    """The third party."""
+    state: str
+    """``joined``, ``left``, or why it never joined (``no-answer``, ``busy``, ...)."""

@@ -22,6 +22,7 @@ from minicc.queue.prompts import ClipCache, PromptCatalogue
 from minicc.queue.setup import AgentSetting, CallCenterSetup, PendingCallback
 from minicc.store.callcenter import CallCenterStore, tenant_prompts_dir
 from minicc.store.control import ControlStore
+from minicc.store.supervisors import read_supervisors
 from minicc.store.tenant import TenantStore
 from minicc.switch.control import CallObserver
 from minicc.switch.registrar import Binding as RegBinding
@@ -76,6 +77,8 @@ class Snapshot:
     """Tenants or extensions changed: the directory must be swapped."""
     setups: dict[str, CallCenterSetup]
     """Call-center setups of the tenants whose database changed."""
+    supervisors: dict[str, frozenset[str]] = field(default_factory=dict)
+    """Supervisor extensions of the tenants whose database changed."""
 
 
 def _load_snapshot(stores: Stores) -> Snapshot:
@@ -89,6 +92,7 @@ def _load_snapshot(stores: Stores) -> Snapshot:
     tenants = stores.control.list_tenants()
     result = []
     setups: dict[str, CallCenterSetup] = {}
+    supervisors: dict[str, frozenset[str]] = {}
     for tenant in tenants:
         store = stores.tenants.get(tenant.name)
         if store is None:
@@ -101,6 +105,7 @@ def _load_snapshot(stores: Stores) -> Snapshot:
             stores.versions[tenant.name] = tv
             changed = True
             setups[tenant.name] = stores.callcenters[tenant.name].setup()
+            supervisors[tenant.name] = read_supervisors(store)
         result.append((tenant, store.all_extensions()))
     names = {t.name for t in tenants}
     for gone in [name for name in stores.tenants if name not in names]:
@@ -110,7 +115,7 @@ def _load_snapshot(stores: Stores) -> Snapshot:
         stores.tenants.pop(gone).close()
         changed = True
     default = stores.control.default_tenant()
-    return Snapshot(result, default.name if default else None, changed, setups)
+    return Snapshot(result, default.name if default else None, changed, setups, supervisors)
 
 
 _AGENT_STATES = {
@@ -200,9 +205,11 @@ class Server:
                     tenant_prompts_dir(config.data_dir, tenant), cache=clips
                 ),
                 is_extension=self._is_extension,
+                is_supervisor=self._is_supervisor,
             )
             self.switch.observer = self.callcenter
         self._setups: dict[str, CallCenterSetup] = {}
+        self._supervisors: dict[str, frozenset[str]] = {}
         self._directory: tuple[object, str | None] = ([], None)
 
     async def start(self) -> None:
@@ -210,6 +217,7 @@ class Server:
         self._directory = (snapshot.tenants, snapshot.default)
         self.directory.replace(snapshot.tenants, snapshot.default)
         self._apply_setups(snapshot.setups)
+        self._supervisors.update(snapshot.supervisors)
         now = time.time()
         for name, store in self.stores.tenants.items():
             records = await asyncio.to_thread(store.load_bindings, now)
@@ -276,6 +284,7 @@ class Server:
                 self.directory.replace(snapshot.tenants, snapshot.default)
                 log.info("tenant directory reloaded (%d tenants)", len(snapshot.tenants))
             self._apply_setups(snapshot.setups)
+            self._supervisors.update(snapshot.supervisors)
 
     # ----------------------------------------------------------------- call center
 
@@ -314,6 +323,9 @@ class Server:
                     log.warning(
                         "tenant %s: agent %s not set %s: %s", tenant, ext, setting.state, exc
                     )
+
+    def _is_supervisor(self, tenant: str, extension: str) -> bool:
+        return extension in self._supervisors.get(tenant, ())
 
     def _is_extension(self, tenant: str, number: str) -> bool:
         entry = self.directory.get(tenant)

@@ -394,7 +394,8 @@ class AppCalls:
             b2bua._flush()
             return
         cause = None if status < 300 else status
-        if call.caller.dialog is not None:
+        # Answered: BYE to every leg still there (a conference's caller may have left).
+        if call.caller.dialog is not None or call.state is CallState.ANSWERED:
             b2bua._hangup(call, HangupSide.SYSTEM, cause=cause)
         else:
             final = status if status >= 300 else 480

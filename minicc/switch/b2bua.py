@@ -82,6 +82,23 @@ class Contacts(Protocol):
         ...
 
 
+class CallWatcher(Protocol):
+    """Hooks into one call (:attr:`Call.watchers`); each is called on the loop, and an
+    exception is logged, never raised into SIP handling."""
+
+    def leg_left(self, call: Call, side: Side) -> bool:
+        """``side`` sent BYE (answered 200 already); True keeps the call going without it."""
+        ...
+
+    def call_dtmf(self, call: Call, side: Side, digit: str) -> None:
+        """A key pressed on ``side``'s phone."""
+        ...
+
+    def call_ending(self, call: Call) -> None:
+        """The call ends (once), before its media session closes."""
+        ...
+
+
 @dataclass(slots=True)
 class SwitchIdentity:
     """How minicc presents itself in Contact, Via and SDP."""
@@ -145,6 +162,9 @@ class Call:
     ring_timer: asyncio.TimerHandle | None = None
     caller_cancelled: bool = False
     recording: Path | None = None
+    watchers: list[CallWatcher] = field(default_factory=list)
+    """Who else must hear of this call's BYEs, DTMF and end (a supervisor's mixer, a
+    conference: :mod:`~minicc.switch.monitor`)."""
 
     def leg(self, side: Side) -> Leg | None:
         return self.caller if side is Side.CALLER else self.callee
@@ -390,6 +410,8 @@ class B2BUA:
         method = request.method
         if method == "BYE":
             self._reply(request, 200)
+            if any(_watch(w.leg_left, call, side) for w in list(call.watchers)):
+                return True  # a conference goes on without this leg
             hangup_side = HangupSide.CALLER if side is Side.CALLER else HangupSide.CALLEE
             self._hangup(call, hangup_side, cause=None, skip=side)
         elif method == "INVITE":
@@ -447,6 +469,8 @@ class B2BUA:
         )
         if call.app is not None and side is Side.CALLER:
             self.app.dtmf(call, digit)
+        for watcher in list(call.watchers):
+            _watch(watcher.call_dtmf, call, side, digit)
 
     # ----------------------------------------------------------------- call setup
 
@@ -811,6 +835,8 @@ class B2BUA:
             self.app.finished(call, by_caller=side is HangupSide.CALLER)
         if call.outbound is not None:
             self.originator.finished(call, side)  # likewise, and it may set caller_cancelled
+        for watcher in list(call.watchers):
+            _watch(watcher.call_ending, call)
         recording = None
         if call.media is not None:
             if call.recording is not None:
@@ -953,6 +979,15 @@ def _set_remote(call: Call, side: Side, sdp: sdplib.SessionDescription) -> None:
     endpoint = call.media.a if side is Side.CALLER else call.media.b
     endpoint.set_remote(sdplib.media_address(sdp))
     endpoint.set_telephone_event_pt(sdplib.telephone_event_pt(sdp))
+
+
+def _watch(hook: Callable[..., bool | None], call: Call, *args: object) -> bool:
+    """Call a :class:`CallWatcher` hook; a failure is logged and counts as False."""
+    try:
+        return bool(hook(call, *args))
+    except Exception:
+        log.exception("%s: call watcher %s failed", call.key, getattr(hook, "__name__", hook))
+        return False
 
 
 def _warning(code: int, text: str) -> tuple[str, str]:

@@ -5,9 +5,9 @@ It follows aioquic's shape: bytes in (``on_data``), the transaction layer's even
 earliest transaction deadline.
 
 The switch is also the :class:`~minicc.switch.control.CallControl` the queue engine drives
-(``play``, ``ring``, ``hangup``, ``originate``...), and takes the engine as its
-:class:`~minicc.switch.control.CallObserver`; see :mod:`minicc.switch.appcalls` and
-:mod:`minicc.switch.originate`.
+(``play``, ``ring``, ``hangup``, ``originate``, ``monitor``, ``conference``...), and takes
+the engine as its :class:`~minicc.switch.control.CallObserver`; see
+:mod:`minicc.switch.appcalls`, :mod:`minicc.switch.originate` and :mod:`minicc.switch.monitor`.
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ from minicc.bus import EventBus
 from minicc.events import AuthFailed, Registered, Unregistered
 from minicc.switch.appcalls import AppCalls
 from minicc.switch.b2bua import ALLOW, B2BUA, SwitchIdentity
-from minicc.switch.control import CallObserver
+from minicc.switch.control import CallObserver, MonitorMode
 from minicc.switch.media.relay import MediaEngine
+from minicc.switch.monitor import Monitors
 from minicc.switch.registrar import Binding, Registrar
 from minicc.switch.sip import transaction as txm
 from minicc.switch.sip.auth import DigestServer, algorithms_for_client
@@ -134,6 +135,7 @@ class Switch:
         self._timer_at: float | None = None
         self._expiry_task: asyncio.Task[None] | None = None
         self.b2bua: B2BUA | None = None
+        self.monitors: Monitors | None = None
         self.stats = {"received": 0, "malformed": 0, "auth_failures": 0, "quota_refused": 0}
 
     # ----------------------------------------------------------------- lifecycle
@@ -163,6 +165,7 @@ class Switch:
             flush=self._flush,
             observer=self._observer,
         )
+        self.monitors = Monitors(self.b2bua, self.b2bua.app)
         self._expiry_task = loop.create_task(self._expire_bindings())
 
     async def _listen_udp_and_tcp(self, bind: str, port: int) -> int:
@@ -291,6 +294,52 @@ class Switch:
         )
         self._flush()
         return key
+
+    def find_call(self, tenant: str, extension: str) -> str | None:
+        """:meth:`CallControl.find_call <minicc.switch.control.CallControl.find_call>`."""
+        return self._monitors.find_call(tenant, extension)
+
+    def monitor(self, key: str, supervisor: str, mode: MonitorMode, *, timeout: float) -> str:
+        """:meth:`CallControl.monitor <minicc.switch.control.CallControl.monitor>`; see
+        :mod:`minicc.switch.monitor`.
+
+        Raises:
+            ValueError: an empty extension or a timeout not above 0.
+        """
+        monitor = self._monitors.monitor(key, supervisor, mode, timeout=timeout)
+        self._flush()
+        return monitor
+
+    def attach_monitor(self, monitor: str, key: str, mode: MonitorMode) -> None:
+        """:meth:`CallControl.attach_monitor <minicc.switch.control.CallControl.attach_monitor>`."""
+        self._monitors.attach_monitor(monitor, key, mode)
+        self._flush()
+
+    def set_monitor_mode(self, monitor: str, mode: MonitorMode) -> None:
+        """:meth:`CallControl.set_monitor_mode
+        <minicc.switch.control.CallControl.set_monitor_mode>`."""
+        self._monitors.set_monitor_mode(monitor, mode)
+
+    def stop_monitor(self, monitor: str) -> None:
+        """:meth:`CallControl.stop_monitor <minicc.switch.control.CallControl.stop_monitor>`."""
+        self._monitors.stop_monitor(monitor)
+        self._flush()
+
+    def conference(self, key: str, extension: str, *, timeout: float) -> int:
+        """:meth:`CallControl.conference <minicc.switch.control.CallControl.conference>`.
+
+        Raises:
+            ValueError: an empty extension or a timeout not above 0.
+        """
+        attempt = self._monitors.conference(key, extension, timeout=timeout)
+        self._flush()
+        return attempt
+
+    @property
+    def _monitors(self) -> Monitors:
+        if self.monitors is None:
+            raise RuntimeError("the switch is not started: no call to control yet")
+        return self.monitors
 
     @property
     def _app(self) -> AppCalls:

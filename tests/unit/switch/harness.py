@@ -21,6 +21,8 @@ from minicc.switch.control import (
     CallObserver,
     HoldBy,
     IncomingCall,
+    MonitorEnd,
+    MonitorMode,
     OriginateLeg,
     PlaybackOutcome,
     RingResult,
@@ -268,6 +270,21 @@ class FakeEngine:
 
     def call_resumed(self, key: str) -> None:
         self._record("call_resumed", key)
+
+    def monitor_started(self, monitor: str, key: str, mode: MonitorMode) -> None:
+        self._record("monitor_started", monitor, key, mode)
+
+    def monitor_mode_changed(self, monitor: str, mode: MonitorMode) -> None:
+        self._record("monitor_mode_changed", monitor, mode)
+
+    def monitor_ended(self, monitor: str, reason: MonitorEnd) -> None:
+        self._record("monitor_ended", monitor, reason)
+
+    def conference_result(self, key: str, attempt: int, result: RingResult) -> None:
+        self._record("conference_result", key, attempt, result)
+
+    def conference_ended(self, key: str, attempt: int) -> None:
+        self._record("conference_ended", key, attempt)
 
     # -- for the tests ----------------------------------------------------------------------
 
