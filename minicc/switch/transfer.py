@@ -33,10 +33,11 @@ refuses (488, 491) makes the transfer fail cleanly with nothing moved. REFER on 
 works (phones differ on which one they send it on). Transfers where the transferor called
 both parties are refused (403).
 
-Most phones hold the caller before they transfer. When minicc relayed such a hold to the
-caller's phone (:attr:`~minicc.switch.b2bua.Leg.held`), it re-INVITEs it with ``sendrecv``
-once the transfer is accepted (blind) or joined (attended); a caller never held is left alone
-(with minicc answering the agent's hold itself, the caller is never held).
+Most phones hold the caller before they transfer. On an APPLICATION call minicc keeps the
+agent's hold to itself (:mod:`minicc.switch.hold`): the transfer ends it (music cut, ring-back
+cancelled, ``call_resumed`` reported before ``call_transferred``). On a plain call the hold
+was relayed to the caller's phone (:attr:`~minicc.switch.b2bua.Leg.held`): minicc re-INVITEs
+it with ``sendrecv`` once the target answers; a caller never held is left alone.
 
 A REFER that cannot be parsed gets 400 with a Warning naming the problem; the call is not
 touched.
@@ -202,6 +203,7 @@ class Transfers:
                 self._report(call.key, TransferKind.BLIND, by, number, route.status)
                 return
             self._finish_sub(sub, 200)
+            self._end_hold(call)
             self._release(call, side, bye_now=sub is None)
             self._refresh(call, Side.CALLER)
             log.info("%s: %s blind-transferred the caller to %s", call.key, by, number)
@@ -447,6 +449,7 @@ class Transfers:
         keep.callee = party
         keep.forks.append(party)
         if keep.app is not None:
+            self._end_hold(keep)
             b2bua.app.player.stop(media, "a", reason="transferred")
         _set_remote(keep, Side.CALLEE, answer)
         media.a.forward_from_peer = media.b.forward_from_peer = True
@@ -469,6 +472,13 @@ class Transfers:
         b2bua._dialogs[(party.dialog.call_id, party.dialog.local_tag)] = (keep, Side.CALLEE)
 
     # ----------------------------------------------------------------- legs and NOTIFY
+
+    def _end_hold(self, call: Call) -> None:
+        """A transfer ends the agent's hold of the call (:mod:`minicc.switch.hold`): the
+        music is cut, a ring-back cancelled, and the engine hears ``call_resumed`` before
+        ``call_transferred`` (so its hold time and the agent's hold timer end first)."""
+        if call.app is not None and call.app.held is not None and call.media is not None:
+            self._b2bua.app.holds._end(call, "transferred")
 
     def _release(self, call: Call, side: Side, *, bye_now: bool) -> None:
         """Take the transferor's leg out of ``call``; the caller stays on minicc's endpoint

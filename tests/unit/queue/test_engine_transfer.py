@@ -8,6 +8,7 @@ from minicc.events import AgentStateChanged, CallQueued, CallTransferred
 from minicc.queue.agents import AgentState
 from minicc.queue.engine_calls import CallPhase
 from minicc.switch.control import (
+    HoldBy,
     RingResult,
     Route,
     RouteKind,
@@ -196,3 +197,18 @@ def test_attended_transfer_to_an_agent_of_a_consultation_queue_call() -> None:
     assert ("1003", "wrap-up") in states
     sales = r.engine.stats_snapshot(r.now).queues["sales"]
     assert (sales.offered, sales.answered, sales.abandoned) == (1, 1, 0)
+
+
+def test_transfer_of_a_held_call_ends_the_hold_first() -> None:
+    r = rig()
+    key = answered(r)
+    r.engine.call_held(key, HoldBy.PHONE, r.now)  # music for the caller
+    r.check()
+    r.advance(3)
+    r.switch.playing.pop(key, None)  # the switch cuts the music when the transfer ends it
+    r.engine.call_resumed(key, r.now)
+    transfer(r, key, "8002")
+    assert r.state("1001") == "wrap-up"
+    assert r.engine.calls[key].phase is CallPhase.QUEUED
+    r.advance(60)  # no hold ring-back for an agent who transferred the call away
+    assert r.switch.of("ring_back") == []

@@ -110,6 +110,15 @@ async def _taken_off_hold(dialog: UaDialog, port: int) -> None:
     dialog.ua.reply(reinvite, 200, body=make_sdp(port, version=4))
 
 
+async def _agent_holds(agent: Agent, engine: FakeEngine, key: str) -> None:
+    """The agent's phone holds: minicc answers it itself (minicc.switch.hold) and tells the
+    engine; the caller's phone hears of nothing."""
+    offer = make_sdp(agent.rtp.port, direction="sendonly", session_id=9999, version=5)
+    ok = await agent.dialog.send("INVITE", body=offer)
+    assert ok.status == 200 and sdp_direction(ok.body) == "recvonly"
+    await engine.wait("call_held", key)
+
+
 def _tag(value: str) -> str:
     match = re.search(r";tag=([^;>]+)", value)
     assert match is not None, value
@@ -125,14 +134,16 @@ def _replaces_uri(ext: str, dialog: UaDialog) -> str:
 
 async def test_blind_transfer_to_an_extension(asw: Harness, engine: FakeEngine) -> None:
     call, agent, _bob = await _agent_call(asw, engine)
-    await _hold(agent.dialog, call.dialog, agent.rtp.port, call.rtp.port)  # as phones do
+    await _agent_holds(agent, engine, call.key)  # as phones do before they transfer
     accepted = await _refer(agent.dialog, "<sip:1003@acme.test>")
     assert accepted.status == 202
     await _notified(agent.dialog, 200)
     assert (await agent.dialog.bye()).status == 200  # the phone hangs up after NOTIFY 200
-    await _taken_off_hold(call.dialog, call.rtp.port)  # so Alice can talk to whoever is next
 
+    # The hold ends with the transfer, and the engine hears that first.
+    resumed = await engine.wait("call_resumed", call.key)
     told = await engine.wait("call_transferred", call.key)
+    assert engine.told.index(resumed) < engine.told.index(told)
     report = told.args[0]
     assert isinstance(report, TransferReport)
     assert (report.kind, report.by, report.target, report.status) == (
@@ -213,7 +224,7 @@ async def test_attended_transfer_joins_the_caller_with_the_consulted_party(
     asw: Harness, engine: FakeEngine
 ) -> None:
     call, agent, bob = await _agent_call(asw, engine)
-    await _hold(agent.dialog, call.dialog, agent.rtp.port, call.rtp.port)  # Bob holds Alice
+    await _agent_holds(agent, engine, call.key)  # Bob holds Alice (minicc keeps it)
     carol = await asw.phone("acme", "1003")
     consult = await answered_call(asw, bob, carol)  # Bob calls Carol: call 2
     await _two_way(
@@ -236,7 +247,7 @@ async def test_attended_transfer_joins_the_caller_with_the_consulted_party(
     bye = await consult.a.request("BYE")
     bob.reply(bye, 200)
     assert (await agent.dialog.bye()).status == 200
-    await _taken_off_hold(call.dialog, call.rtp.port)  # Alice talks again
+    await engine.wait("call_resumed", call.key)  # the hold ended with the join
 
     await _two_way(call.rtp, call.sends_to, consult.callee_rtp, carol_sends_to)
     report = (await engine.wait("call_transferred", call.key)).args[0]
