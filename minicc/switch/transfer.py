@@ -164,6 +164,9 @@ class Transfers:
         if call.callee is None or call.callee.dialog is None or key in self._busy:
             self._report(key, TransferKind.BLIND, _leg_user(call.callee), target, 491)
             return
+        if call.state is not CallState.ANSWERED or call.media is None or _mixed(call):
+            self._report(key, TransferKind.BLIND, _leg_user(call.callee), target, 403)
+            return
         self._blind(call, Side.CALLEE, target, None)
         b2bua._flush()
 
@@ -181,6 +184,8 @@ class Transfers:
             return "only an answered call can be transferred"
         if call.outbound is not None:
             return "a callback call cannot be transferred yet"
+        if _mixed(call):
+            return "a supervisor or a third party is on the call: end that first"
         if refer.replaces is None and side is Side.CALLER:
             if call.app is not None:
                 return "only the agent can transfer this call"
@@ -335,6 +340,7 @@ class Transfers:
             or other.media is None
             or other.outbound is not None
             or other.key in self._busy
+            or _mixed(other)
         ):
             # Not this phone's other call (or not one that can be joined): refused.
             fail(403)
@@ -622,6 +628,14 @@ class Transfers:
             party=party,
         )
         self._b2bua.app._tell_soon(key, "call_transferred", report)
+
+
+def _mixed(call: Call) -> bool:
+    """A supervisor monitor or a conference is on the call (:mod:`minicc.switch.monitor`):
+    its mixer owns the media, so the call is not transferred under it."""
+    media = call.media
+    tapped = media is not None and (media.a.tap is not None or media.b.tap is not None)
+    return bool(call.watchers) or tapped
 
 
 def _leg_user(leg: Leg | None) -> str | None:

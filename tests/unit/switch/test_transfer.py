@@ -418,3 +418,15 @@ async def test_caller_hanging_up_stops_the_transfer_target_ringing(sw: Harness) 
     ended = await sw.events.wait(CallEnded)
     assert ended.record.disposition is Disposition.ANSWERED
     assert sw.b2bua.active_calls == 0
+
+
+async def test_no_transfer_while_a_supervisor_is_on_the_call(
+    asw: Harness, engine: FakeEngine
+) -> None:
+    call, agent, _bob = await _agent_call(asw, engine)
+    live = asw.b2bua.call(call.key)
+    live.watchers.append(object())  # what a monitor or conference join registers
+    refused = await _refer(agent.dialog, "<sip:1003@acme.test>")
+    assert refused.status == 403 and "supervisor" in (refused.headers.get("Warning") or "")
+    live.watchers.clear()
+    await _two_way(call.rtp, call.sends_to, agent.rtp, agent.sends_to)
