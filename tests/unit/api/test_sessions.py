@@ -159,11 +159,8 @@ async def test_openapi_document_lists_every_route(client: httpx.AsyncClient) -> 
 async def test_a_supervisor_extension_logs_in_as_supervisor(
     live: Live, client: httpx.AsyncClient
 ) -> None:
-    result = CliRunner().invoke(
-        cli,
-        ["user", "set", "--tenant", "acme", "--extension", "1003", "--supervisor"]
-        + ["--data-dir", str(live.data_dir)],
-    )
+    args = ["user", "set", "--tenant", "acme", "--extension", "1003", "--supervisor"]
+    result = CliRunner().invoke(cli, [*args, "--data-dir", str(live.data_dir)])
     assert result.exit_code == 0, result.output
     for _ in range(100):  # the server rereads its databases every second
         if live.server.is_supervisor("acme", "1003"):
