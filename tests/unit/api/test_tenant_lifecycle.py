@@ -16,7 +16,7 @@ from minicc.config import ServeConfig
 from minicc.server import Server
 from minicc.switch.sip.peer import Transport
 from minicc.tenants.models import CallRecord, Disposition, HangupSide, TenantStatus
-from tests.unit.api.conftest import PASSWORDS, Live
+from tests.unit.api.conftest import PASSWORDS, Live, until
 from tests.unit.switch.harness import RTP_MAX, RTP_MIN
 from tests.unit.switch.ua import HOST, Account, RtpPeer, SipUA, make_sdp
 
@@ -25,14 +25,6 @@ async def run_cli(*args: str) -> tuple[int, str]:
     # In a thread: the command may ask this very server (on this loop) for its status.
     result = await asyncio.to_thread(CliRunner().invoke, cli, list(args))
     return result.exit_code, result.output
-
-
-async def until(check, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-    for _ in range(int(timeout / 0.05)):
-        if check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 async def test_suspended_tenant_is_refused_with_the_reason(
