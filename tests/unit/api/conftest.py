@@ -96,18 +96,22 @@ class Live:
         return token
 
 
-@pytest.fixture
-async def live(tmp_path: Path) -> AsyncIterator[Live]:
-    make_data_dir(tmp_path)
-    config = ServeConfig(
-        data_dir=tmp_path,
+def serve_config(data_dir: Path) -> ServeConfig:
+    """A server on free loopback ports (0: the system picks) over ``data_dir``."""
+    return ServeConfig(
+        data_dir=data_dir,
         bind=HOST,
         sip_port=0,
         http_port=0,
         rtp_port_min=RTP_MIN,
         rtp_port_max=RTP_MAX,
     )
-    server = Server(config)
+
+
+@pytest.fixture
+async def live(tmp_path: Path) -> AsyncIterator[Live]:
+    make_data_dir(tmp_path)
+    server = Server(serve_config(tmp_path))
     await server.start()
     try:
         assert server.http_port is not None
