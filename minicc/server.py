@@ -206,7 +206,7 @@ class Server:
                     tenant_prompts_dir(config.data_dir, tenant), cache=clips
                 ),
                 is_extension=self._is_extension,
-                is_supervisor=self._is_supervisor,
+                is_supervisor=self.is_supervisor,
             )
             self.switch.observer = self.callcenter
         self._setups: dict[str, CallCenterSetup] = {}
@@ -334,7 +334,8 @@ class Server:
                         "tenant %s: agent %s not set %s: %s", tenant, ext, setting.state, exc
                     )
 
-    def _is_supervisor(self, tenant: str, extension: str) -> bool:
+    def is_supervisor(self, tenant: str, extension: str) -> bool:
+        """Whether ``extension`` is marked a supervisor (``minicc user set --supervisor``)."""
         return extension in self._supervisors.get(tenant, ())
 
     def _is_extension(self, tenant: str, number: str) -> bool:

@@ -117,9 +117,10 @@ async def me(who: Caller) -> Me:
 
 
 def _role_of(ctx: Ctx, tenant: str, extension: str) -> Role:
-    """A login is an agent's session. Supervisor and admin access comes from a long-lived
-    token an administrator makes (``minicc token create --role supervisor``)."""
-    del ctx, tenant, extension
+    """Extensions marked supervisors (``minicc user set --supervisor``) log in as
+    supervisors; everyone else as an agent. Admin access comes from a long-lived token."""
+    if ctx.server.is_supervisor(tenant, extension):
+        return Role.SUPERVISOR
     return Role.AGENT
 
 

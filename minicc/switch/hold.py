@@ -91,6 +91,12 @@ class Holds:
         if agent.pending_reinvite or call.caller.pending_reinvite:
             self._b2bua._reply(request, 491)  # RFC 3261 §14.2: one offer at a time
             return True
+        if app.held is None and call.watchers:
+            # A supervisor or third party is mixed in: hold music would garble the mix.
+            self._b2bua._reply(
+                request, 488, extra=[_warning(399, "no hold during a conference or monitor")]
+            )
+            return True
         if not self._answer_agent(call, agent, request, offer):
             return True
         if app.held is None:
@@ -114,6 +120,9 @@ class Holds:
             log.info("%s: hold refused: no agent bridged", key)
             return False
         if call.app.held is not None:
+            return False
+        if call.watchers:
+            log.info("%s: hold refused: a conference or supervisor monitor is on", key)
             return False
         self._start(call, HoldBy.API)
         return True

@@ -522,3 +522,21 @@ async def test_engine_hangup_after_the_caller_left_a_conference(
     assert (await engine.wait("conference_ended", q.call.key)).args == (attempt,)
     await engine.wait("call_ended", q.call.key)
     assert not asw.b2bua.calls()
+
+
+async def test_no_hold_while_a_supervisor_is_mixed_in(
+    asw: Harness, engine: FakeEngine, streams: list[Stream]
+) -> None:
+    """Hold music and the mixer would both send to the caller: a hold is refused instead."""
+    q = await _queue_call(asw, engine, streams)
+    carol = await asw.phone("acme", "1003")
+    monitor = asw.switch.monitor(q.call.key, "1003", MonitorMode.WHISPER, timeout=RING)
+    await _answer_third(asw, carol, streams)
+    await engine.wait("monitor_started", monitor)
+    hold = make_sdp(q.agent.rtp.port, codecs=[(0, "PCMU")], direction="sendonly", version=2)
+    reply = await q.agent.dialog.send("INVITE", body=hold)
+    assert reply.status == 488
+    assert "conference or monitor" in (reply.headers.get("Warning") or "")
+    assert not asw.switch.hold(q.call.key)
+    assert not engine.of("call_held")
+    assert _near(await heard(q.agent.rtp), ALICE + CAROL)  # the whisper goes on
