@@ -183,8 +183,8 @@ class CallbackRequested(Event):
     """The queue whose virtual line the callback waits in."""
     number: str
     """Where the caller will be called back."""
-    callback_id: int
-    """The stored callback's row id (0 when it could not be stored)."""
+    callback_id: str
+    """The stored callback's id."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -195,8 +195,8 @@ class CallbackResult(Event):
     """Its queue."""
     number: str
     """The number dialled."""
-    callback_id: int
-    """The stored callback's row id."""
+    callback_id: str
+    """The stored callback's id."""
     outcome: str
     """``connected``, ``retry`` (this attempt failed, another follows) or ``failed``."""
     attempts: int

@@ -8,6 +8,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from minicc.bus import EventBus
@@ -34,8 +35,6 @@ log = logging.getLogger(__name__)
 REFRESH_INTERVAL = 1.0
 # How often the queue engine's live statistics are saved for `minicc queue stats`.
 STATS_INTERVAL = 5.0
-# The longest the loop waits for a callback row id (a rare, caller-initiated write).
-CALLBACK_WRITE_TIMEOUT = 2.0
 
 
 @dataclass(slots=True)
@@ -104,6 +103,13 @@ _AGENT_STATES = {
     "paused": AgentState.PAUSED,
     "logged-out": AgentState.LOGGED_OUT,
 }
+
+
+def _log_failure(done: Future[object], what: str) -> None:
+    """Log a queued write that failed (nobody waits for these futures)."""
+    exc = done.exception()
+    if exc is not None:
+        log.error("%s: %s", what, exc)
 
 
 def to_record(tenant: str, b: RegBinding) -> models.Binding:
@@ -309,33 +315,29 @@ class Server:
 
     def _persist_callback(
         self, tenant: str, pending: PendingCallback, outcome: CallbackOutcome | None
-    ) -> int:
+    ) -> None:
         store = self.stores.callcenter(tenant)
         if store is None:
-            return 0
+            return
         if outcome is not None:
             status = "done" if outcome is CallbackOutcome.CONNECTED else "failed"
-            store.update_callback(
+            future: Future[object] = store.update_callback(
                 pending.id, status=status, attempts=pending.attempts, result=outcome.value
             )
-            return pending.id
-        if pending.id:
-            store.update_callback(pending.id, attempts=pending.attempts)
-            return pending.id
-        # The row id names the callback from here on, so this one write is awaited; it is
-        # rare (a caller pressed 1) and short (one INSERT on the writer thread).
-        future = store.add_callback(
-            pending.queue,
-            pending.number,
-            joined_at=pending.joined_at,
-            name=pending.name,
-            priority=pending.priority,
+        else:
+            # The engine named the callback itself: the write is queued, never waited for.
+            future = store.add_callback(
+                pending.queue,
+                pending.number,
+                joined_at=pending.joined_at,
+                name=pending.name,
+                priority=pending.priority,
+                attempts=pending.attempts,
+                callback_id=pending.id,
+            )
+        future.add_done_callback(
+            lambda done: _log_failure(done, f"tenant {tenant}: callback {pending.id} not stored")
         )
-        try:
-            return future.result(timeout=CALLBACK_WRITE_TIMEOUT).id
-        except Exception:
-            log.exception("tenant %s: callback for %s not stored", tenant, pending.number)
-            return 0
 
     async def _save_stats(self) -> None:
         assert self.callcenter is not None

@@ -7,19 +7,23 @@ The engine's writes here have future-returning forms (``submit_agent_state``,
 from __future__ import annotations
 
 import logging
+import random
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from enum import Enum
 
-from minicc.queue.setup import AgentSetting, PendingCallback
+from minicc.queue.setup import AgentSetting, PendingCallback, new_callback_id
 from minicc.store.ccbase import CallCenterBase, OptionError, _choice, normalize_number
 from minicc.store.database import StoreError
 
 __all__ = ["AgentPresence", "AgentTables", "CallbackRecord", "CallbackStatus"]
 
 logger = logging.getLogger(__name__)
+
+_IDS = random.SystemRandom()
+"""Ids of callbacks made outside the engine (the CLI, tests)."""
 
 MAX_REASON_LENGTH = 64
 
@@ -166,40 +170,71 @@ class AgentTables(CallCenterBase):
         joined_at: float,
         name: str | None = None,
         priority: int = 0,
+        attempts: int = 0,
+        callback_id: str | None = None,
     ) -> Future[PendingCallback]:
         """Queue a callback request; it keeps the place of ``joined_at`` (unix time).
 
+        The queue engine names its callbacks itself (``callback_id``) so it never waits for
+        this write; storing the same id again updates the pending row's priority and
+        attempts (the engine's "store or update", without a read first).
+
+        Args:
+            queue: the queue whose virtual line it waits in.
+            number: where to call back.
+            joined_at: the place it keeps (unix time).
+            name: the caller's name, if known.
+            priority: queue priority.
+            attempts: dial-back attempts made so far.
+            callback_id: its id; a fresh one when None.
+
         Returns:
-            A future with the stored callback (its ``id`` for later updates); an
-            :class:`OptionError` through it when the queue does not exist.
+            A future with the stored callback; an :class:`OptionError` through it when the
+            queue does not exist.
 
         Raises:
-            OptionError: a bad number (checked before queueing).
+            OptionError: a bad number or attempts (checked before queueing).
         """
         number = normalize_number(number)
         subject = f"callback to {number}"
+        if attempts < 0:
+            raise OptionError(subject, "attempts", "must be >= 0")
+        callback = PendingCallback(
+            id=callback_id or new_callback_id(self._clock(), _IDS),
+            queue=queue,
+            number=number,
+            name=name,
+            joined_at=joined_at,
+            priority=priority,
+            attempts=attempts,
+        )
 
-        def insert(conn: sqlite3.Connection) -> PendingCallback:
+        def upsert(conn: sqlite3.Connection) -> PendingCallback:
             self._require_queue(conn, queue, subject, "queue")
-            cur = conn.execute(
-                "INSERT INTO callbacks (queue, number, name, joined_at, priority, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (queue, number, name, joined_at, priority, self._clock()),
+            conn.execute(
+                "INSERT INTO callbacks"
+                " (id, queue, number, name, joined_at, priority, attempts, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+                " priority = excluded.priority, attempts = excluded.attempts,"
+                " updated_at = excluded.updated_at",
+                (
+                    callback.id,
+                    queue,
+                    number,
+                    name,
+                    joined_at,
+                    priority,
+                    attempts,
+                    self._clock(),
+                ),
             )
-            return PendingCallback(
-                id=int(cur.lastrowid or 0),
-                queue=queue,
-                number=number,
-                name=name,
-                joined_at=joined_at,
-                priority=priority,
-            )
+            return callback
 
-        return self.db.submit(insert)
+        return self.db.submit(upsert)
 
     def update_callback(
         self,
-        callback_id: int,
+        callback_id: str,
         *,
         status: CallbackStatus | str | None = None,
         attempts: int | None = None,
@@ -248,13 +283,13 @@ class AgentTables(CallCenterBase):
     ) -> list[CallbackRecord]:
         rows = conn.execute(
             "SELECT * FROM callbacks WHERE (?1 IS NULL OR status = ?1)"
-            " AND (?2 IS NULL OR queue = ?2) ORDER BY joined_at, id",
+            " AND (?2 IS NULL OR queue = ?2) ORDER BY joined_at, rowid",
             (None if status is None else status.value, queue),
         )
         return [
             CallbackRecord(
                 callback=PendingCallback(
-                    id=row["id"],
+                    id=str(row["id"]),
                     queue=row["queue"],
                     number=row["number"],
                     name=row["name"],

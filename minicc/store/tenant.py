@@ -135,6 +135,29 @@ MIGRATIONS: tuple[Migration, ...] = (
         data TEXT NOT NULL
     );
     """,
+    # 3: callback ids are text the queue engine makes itself, so storing a callback never
+    # holds the event loop waiting for a row id. Earlier integer ids become their text.
+    """
+    CREATE TABLE callbacks_text_id (
+        id TEXT PRIMARY KEY,
+        queue TEXT NOT NULL,
+        number TEXT NOT NULL,
+        name TEXT,
+        joined_at REAL NOT NULL,
+        priority INTEGER NOT NULL DEFAULT 0,
+        attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+        status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'done', 'failed')),
+        result TEXT,
+        updated_at REAL NOT NULL
+    );
+    INSERT INTO callbacks_text_id
+        SELECT CAST(id AS TEXT), queue, number, name, joined_at, priority, attempts, status,
+               result, updated_at
+        FROM callbacks ORDER BY id;
+    DROP TABLE callbacks;
+    ALTER TABLE callbacks_text_id RENAME TO callbacks;
+    CREATE INDEX callbacks_status ON callbacks(status, joined_at);
+    """,
 )
 
 _EXTENSION_RE = re.compile(r"^[0-9]{2,15}$")

@@ -134,14 +134,12 @@ class Store:
 
     callbacks: list[tuple[PendingCallback, CallbackOutcome | None]] = field(default_factory=list)
     agents: list[AgentSetting] = field(default_factory=list)
-    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(100))
 
     def persist_callback(
         self, tenant: str, callback: PendingCallback, outcome: CallbackOutcome | None
-    ) -> int:
+    ) -> None:
         assert tenant == "acme"
         self.callbacks.append((callback, outcome))
-        return callback.id or next(self._ids)
 
     def persist_agent(self, tenant: str, setting: AgentSetting) -> None:
         assert tenant == "acme"
