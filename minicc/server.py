@@ -10,10 +10,11 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Any
 
 from minicc.bus import EventBus
 from minicc.config import ServeConfig
-from minicc.events import CallEnded
+from minicc.events import CallEnded, DispositionSet, VoicemailLeft
 from minicc.queue.agents import AgentState
 from minicc.queue.engine import CallbackOutcome, CallCenter
 from minicc.queue.prompts import ClipCache, PromptCatalogue
@@ -105,7 +106,7 @@ _AGENT_STATES = {
 }
 
 
-def _log_failure(done: Future[object], what: str) -> None:
+def _log_failure(done: Future[Any], what: str) -> None:
     """Log a queued write that failed (nobody waits for these futures)."""
     exc = done.exception()
     if exc is not None:
@@ -234,13 +235,28 @@ class Server:
     async def _write_cdrs(self, sub) -> None:  # type: ignore[no-untyped-def]
         try:
             async for event in sub:
-                if isinstance(event, CallEnded):
-                    self._store_cdr(event)
+                self._store_record(event)
         finally:
             # Whatever is still queued at shutdown is written, not lost.
             while (event := sub.get_nowait()) is not None:
-                if isinstance(event, CallEnded):
-                    self._store_cdr(event)
+                self._store_record(event)
+
+    def _store_record(self, event: object) -> None:
+        """What the store keeps of an event: CDRs, voicemails, dispositions."""
+        if isinstance(event, CallEnded):
+            self._store_cdr(event)
+        elif isinstance(event, VoicemailLeft | DispositionSet):
+            store = self.stores.callcenter(event.tenant)
+            if store is None:
+                log.error("no store for tenant %s; %s lost", event.tenant, event)
+                return
+            future: Future[Any] = (
+                store.save_voicemail(event)
+                if isinstance(event, VoicemailLeft)
+                else store.save_call_disposition(event)
+            )
+            what = f"tenant {event.tenant}: {type(event).__name__} of {event.call_key}"
+            future.add_done_callback(lambda done: _log_failure(done, f"{what} not stored"))
 
     def _store_cdr(self, event: CallEnded) -> None:
         store = self.stores.tenant(event.tenant)
@@ -321,7 +337,7 @@ class Server:
             return
         if outcome is not None:
             status = "done" if outcome is CallbackOutcome.CONNECTED else "failed"
-            future: Future[object] = store.update_callback(
+            future: Future[Any] = store.update_callback(
                 pending.id, status=status, attempts=pending.attempts, result=outcome.value
             )
         else:

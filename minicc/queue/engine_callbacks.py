@@ -320,6 +320,7 @@ class CallbackEngine(AcdEngine):
         )
         self._result(job, "connected", agent, None)
         self._persist_callback(job, entry.priority, CallbackOutcome.CONNECTED)
+        self._recording_on_answer(job.call_id, job.origin or "", runtime.name, agent)
 
     def _callee_failed(
         self, runtime: QueueRuntime, job: CallbackJob, detail: str, now: float

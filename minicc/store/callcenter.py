@@ -18,8 +18,9 @@ flag or JSON key to fix.
 The tables are grouped by what they hold, one module each, and :class:`CallCenterStore`
 combines them: :mod:`~minicc.store.queues` (queues, members, numbers),
 :mod:`~minicc.store.flows` (IVR flows, prompt folders), :mod:`~minicc.store.agents` (agent
-states, VIPs, callbacks), :mod:`~minicc.store.dispositions` and :mod:`~minicc.store.settings`
-(settings, time zone, statistics); :mod:`~minicc.store.ccbase` holds what they share. The
+states, VIPs, callbacks), :mod:`~minicc.store.dispositions` (codes, and those set on
+calls), :mod:`~minicc.store.voicemail` and :mod:`~minicc.store.settings` (settings, time
+zone, statistics); :mod:`~minicc.store.ccbase` holds what they share. The
 names this module always offered are re-exported here.
 """
 
@@ -46,6 +47,7 @@ from minicc.store.queues import (
     queue_config_to_json,
 )
 from minicc.store.settings import SavedStats, SettingsTables, stats_to_json
+from minicc.store.voicemail import VoicemailTables
 
 __all__ = [
     "PROMPTS_DIR",
@@ -67,7 +69,9 @@ __all__ = [
 ]
 
 
-class CallCenterStore(QueueTables, FlowTables, AgentTables, DispositionTables, SettingsTables):
+class CallCenterStore(
+    QueueTables, FlowTables, AgentTables, DispositionTables, SettingsTables, VoicemailTables
+):
     """The call-center tables of one tenant's database.
 
     Args:
