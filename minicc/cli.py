@@ -16,7 +16,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,7 +30,9 @@ from rich.table import Table
 from minicc import __version__
 from minicc.bootstrap import StartupError
 from minicc.cli_callcenter import CALLCENTER_COMMANDS
+from minicc.cli_recording import RECORDING_COMMANDS
 from minicc.config import ConfigError, env_var, load_serve_config, resolve_data_dir
+from minicc.store.callcenter import CallCenterStore
 from minicc.store.control import ControlStore, normalize_domain, validate_tenant_name
 from minicc.store.database import StoreError
 from minicc.store.tenant import validate_extension, validate_password
@@ -59,6 +61,8 @@ CDR_FIELDS = (
     "hangup_side",
     "sip_cause",
     "recording_path",
+    "wrap_up_code",
+    "wrap_up_note",
 )
 
 
@@ -546,8 +550,21 @@ def cdr_dict(record: CallRecord) -> dict[str, Any]:
     }
 
 
-def _write_cdrs(out: IO[str], records: list[CallRecord], fmt: str) -> None:
-    rows = [cdr_dict(r) for r in records]
+def _write_cdrs(
+    out: IO[str],
+    records: list[CallRecord],
+    fmt: str,
+    wrap_ups: Mapping[str, tuple[str, str | None]] | None = None,
+) -> None:
+    """Write the records; ``wrap_ups`` maps a Call-ID to the agent's (code, note)."""
+    rows = [
+        {
+            **cdr_dict(r),
+            "wrap_up_code": (wrap_ups or {}).get(r.call_id, (None, None))[0],
+            "wrap_up_note": (wrap_ups or {}).get(r.call_id, (None, None))[1],
+        }
+        for r in records
+    ]
     if fmt == "json":
         json.dump(rows, out, indent=2, ensure_ascii=False)
         out.write("\n")
@@ -593,12 +610,17 @@ def cdr_export(
         target = _tenant(control, tenant_name)
         with control.open_tenant(target) as store:
             records = store.export_cdrs(since=since, until=until)
+            wrap_ups = {
+                d.call_id: (d.code, d.note)
+                for d in CallCenterStore(store).call_dispositions({r.call_id for r in records})
+                if d.call_id is not None
+            }
     if output is None:
-        _write_cdrs(sys.stdout, records, fmt)
+        _write_cdrs(sys.stdout, records, fmt, wrap_ups)
         return
     try:
         with output.open("w", encoding="utf-8", newline="") as fh:
-            _write_cdrs(fh, records, fmt)
+            _write_cdrs(fh, records, fmt, wrap_ups)
     except OSError as exc:
         raise CliError(f"cannot write {output}: {exc.strerror or exc}") from exc
     click.echo(f"wrote {len(records)} call records to {output}", err=True)
@@ -607,6 +629,11 @@ def cdr_export(
 # -- call center: queue, number, ivr, agent, vip (minicc/cli_callcenter.py) ----------------
 
 for _command in CALLCENTER_COMMANDS:
+    cli.add_command(_command)
+
+# -- voicemail and disposition codes (minicc/cli_recording.py) -------------------------------
+
+for _command in RECORDING_COMMANDS:
     cli.add_command(_command)
 
 
