@@ -262,6 +262,12 @@ class FakeEngine:
     def originate_result(self, key: str, leg: OriginateLeg, result: RingResult) -> None:
         self._record("originate_result", key, leg, result)
 
+    def agent_dtmf(self, key: str, digit: str) -> None:
+        self._record("agent_dtmf", key, digit)
+
+    def record_done(self, key: str, record: int, result: Any) -> None:
+        self._record("record_done", key, record, result)
+
     # -- for the tests ----------------------------------------------------------------------
 
     def of(self, method: str, key: str | None = None) -> list[Told]:
