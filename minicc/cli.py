@@ -31,6 +31,7 @@ from minicc import __version__
 from minicc.bootstrap import StartupError
 from minicc.cli_callcenter import CALLCENTER_COMMANDS
 from minicc.cli_recording import RECORDING_COMMANDS
+from minicc.cli_tokens import TOKEN_COMMANDS
 from minicc.config import ConfigError, env_var, load_serve_config, resolve_data_dir
 from minicc.store.callcenter import CallCenterStore
 from minicc.store.control import ControlStore, normalize_domain, validate_tenant_name
@@ -628,7 +629,7 @@ def cdr_export(
 
 # -- call center: queue, number, ivr, agent, vip (minicc/cli_callcenter.py) ----------------
 
-for _command in CALLCENTER_COMMANDS:
+for _command in (*CALLCENTER_COMMANDS, *TOKEN_COMMANDS):
     cli.add_command(_command)
 
 # -- voicemail and disposition codes (minicc/cli_recording.py) -------------------------------
