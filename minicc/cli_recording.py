@@ -200,5 +200,23 @@ def disposition_list(
     _console().print(table)
 
 
+@disposition_group.command("end-wrap-up")
+@_data_dir_option
+@_tenant_option
+@click.argument("switch", metavar="on|off", type=click.Choice(["on", "off"]), required=False)
+@click.pass_context
+def disposition_end_wrap_up(
+    ctx: click.Context, data_dir: str | None, tenant_name: str, switch: str | None
+) -> None:
+    """Whether a disposition set during wrap-up ends the wrap-up (without on|off: show it)."""
+    with _open(ctx, data_dir, tenant_name) as opened:
+        if switch is not None:
+            opened.store.set_end_wrap_up(switch == "on")
+        on = opened.store.ends_wrap_up()
+    click.echo(
+        "a disposition ends the wrap-up" if on else "a disposition leaves the wrap-up running"
+    )
+
+
 RECORDING_COMMANDS: tuple[click.Command, ...] = (voicemail_group, disposition_group)
 """The groups :mod:`minicc.cli` adds to ``minicc``."""

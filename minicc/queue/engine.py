@@ -252,6 +252,7 @@ class CallCenter:
                 agent is neither on that call nor wrapping it up.
         """
         self._engines[tenant].set_disposition(extension, key, code, note, self._now())
+        self._rearm()  # the wrap-up may have ended
 
     def stats_snapshot(self, tenant: str) -> StatsSnapshot:
         return self._engines[tenant].stats_snapshot(self._now())

@@ -19,7 +19,8 @@ message; one who says nothing leaves none.
 **Dispositions.** :meth:`FeatureEngine.set_disposition` takes one of the tenant's codes and a
 note from the agent while on the call or in its wrap-up, and publishes
 :class:`~minicc.events.DispositionSet` (stored beside the call record; a later one replaces
-it).
+it). A tenant may have it end the wrap-up at once
+(:attr:`~minicc.queue.setup.CallCenterSetup.end_wrap_up_on_disposition`).
 """
 
 from __future__ import annotations
@@ -88,20 +89,14 @@ class FeatureEngine(EngineCore):
         self._codes: dict[str, FeatureCodes] = {}
         """Engine call key -> its agent's feature-code reader."""
 
-    def _features(
-        self,
-    ) -> tuple[dict[str, _Voicemail], dict[str, _Served], dict[str, FeatureCodes]]:
-        return self._voicemails, self._served_calls, self._codes
-
     # -- recording ----------------------------------------------------------------------------
 
     def _recording_on_answer(self, call_key: str, switch_key: str, queue: str, agent: str) -> None:
         """An agent answered a call of ``queue``: remember it, record it if the policy says
         ``always``. ``call_key`` is the engine's id (what the agent's state names),
         ``switch_key`` the switch's."""
-        _, served, _ = self._features()
         live = self.calls.get(call_key)
-        served[call_key] = _Served(
+        self._served_calls[call_key] = _Served(
             queue=queue,
             agent=agent,
             sip_call_id=live.sip_call_id if live is not None else None,
@@ -115,7 +110,7 @@ class FeatureEngine(EngineCore):
 
     def _forget_finished(self) -> None:
         """Drop served calls no agent is on or wrapping up any more."""
-        _, served, codes = self._features()
+        served, codes = self._served_calls, self._codes
         busy = {
             agent.call_id
             for agent in self.board.agents.values()
@@ -132,7 +127,7 @@ class FeatureEngine(EngineCore):
         Raises:
             FeatureError: no such call with an agent on it.
         """
-        _, served, _ = self._features()
+        served = self._served_calls
         if key in served:
             return key, served[key]
         for engine_key, entry in served.items():
@@ -194,8 +189,7 @@ class FeatureEngine(EngineCore):
             engine_key, _ = self._served_call(key)
         except FeatureError:
             return
-        _, _, codes = self._features()
-        feature = codes.setdefault(engine_key, FeatureCodes()).feed(digit, now)
+        feature = self._codes.setdefault(engine_key, FeatureCodes()).feed(digit, now)
         if feature is None:
             return
         try:
@@ -216,8 +210,7 @@ class FeatureEngine(EngineCore):
         if call.playback is None or call.play_kind is not PlayKind.FINAL:
             log.error("call %s: voicemail for %r: the prompts cannot be played", call.key, box)
             return
-        vms, _, _ = self._features()
-        vms[call.key] = _Voicemail(
+        self._voicemails[call.key] = _Voicemail(
             box=box,
             caller=call.caller,
             caller_name=call.caller_name,
@@ -230,7 +223,7 @@ class FeatureEngine(EngineCore):
         self, key: str, playback: int, outcome: PlaybackOutcome, now: float
     ) -> bool:
         """The beep ended: start recording. True when this playback was a voicemail's."""
-        vms, _, _ = self._features()
+        vms = self._voicemails
         vm = vms.get(key)
         if vm is None or vm.prompt != playback:
             return False
@@ -253,7 +246,7 @@ class FeatureEngine(EngineCore):
 
     def record_done(self, key: str, record: int, result: RecordResult, now: float) -> None:
         """A message ended (also after the caller hung up): publish it, say goodbye."""
-        vms, _, _ = self._features()
+        vms = self._voicemails
         vm = vms.get(key)
         if vm is None or vm.record != record:
             return
@@ -333,3 +326,10 @@ class FeatureEngine(EngineCore):
             )
         )
         log.info("call %s: agent %s set disposition %s", engine_key, extension, code)
+        if self.setup.end_wrap_up_on_disposition and agent.state is AgentState.WRAP_UP:
+            # The tenant wants the agent ready once the call is tagged.
+            self._agents(self.board.ready(extension, now=now), now)
+            self._settle(now)
+
+    def _settle(self, now: float) -> None:
+        raise NotImplementedError  # TenantEngine

@@ -127,3 +127,5 @@ class CallCenterSetup:
     """Callbacks still to be made, oldest first."""
     dispositions: tuple[str, ...] = ()
     """Wrap-up disposition codes agents pick from."""
+    end_wrap_up_on_disposition: bool = False
+    """Whether setting a disposition during wrap-up ends the wrap-up (the agent is ready)."""

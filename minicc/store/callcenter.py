@@ -108,4 +108,5 @@ class CallCenterStore(
             vip_numbers=vips,
             callbacks=tuple(record.callback for record in callbacks),
             dispositions=dispositions,
+            end_wrap_up_on_disposition=self._ends_wrap_up(conn),
         )

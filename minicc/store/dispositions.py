@@ -45,6 +45,8 @@ class CallDisposition:
 
 
 _CODE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}\Z")
+END_WRAP_UP_KEY = "disposition_ends_wrap_up"
+"""Tenant setting: "on" when setting a disposition during wrap-up ends the wrap-up."""
 
 
 class DispositionTables(CallCenterBase):
@@ -78,6 +80,24 @@ class DispositionTables(CallCenterBase):
                 f"no disposition code {code!r} in tenant {self.tenant} (known: {known}): "
                 "see 'minicc disposition list'"
             )
+
+    def set_end_wrap_up(self, on: bool) -> None:
+        """Whether a disposition set during wrap-up ends the wrap-up (off by default)."""
+        self.db.execute_write(
+            "INSERT INTO settings (key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (END_WRAP_UP_KEY, "on" if on else "off"),
+        )
+
+    def ends_wrap_up(self) -> bool:
+        """See :meth:`set_end_wrap_up`."""
+        return self.db.read(self._ends_wrap_up)
+
+    @staticmethod
+    def _ends_wrap_up(conn: sqlite3.Connection) -> bool:
+        row = conn.execute("SELECT value FROM settings WHERE key = ?", (END_WRAP_UP_KEY,))
+        found = row.fetchone()
+        return found is not None and found[0] == "on"
 
     def save_call_disposition(self, event: DispositionSet) -> Future[None]:
         """Queue the disposition an agent set on a call (replacing an earlier one of the

@@ -114,10 +114,18 @@ def test_disposition_add_list_remove(data: Path) -> None:
     ok(data, "disposition", "remove", *T, "resolved")
     gone = run(data, "disposition", "remove", *T, "resolved")
     assert gone.exit_code == 1 and "known: callback-promised" in gone.output
-    # The engine gets the codes with its setup.
-    seen: list[tuple[str, ...]] = []
-    _with_store(data, lambda _t, store: seen.append(store.setup().dispositions))
-    assert seen == [("callback-promised",)]
+    # The engine gets the codes with its setup, and whether they end the wrap-up.
+    assert "leaves the wrap-up running" in ok(data, "disposition", "end-wrap-up", *T).output
+    assert "ends the wrap-up" in ok(data, "disposition", "end-wrap-up", *T, "on").output
+    seen: list[tuple[tuple[str, ...], bool]] = []
+    _with_store(
+        data,
+        lambda _t, store: seen.append(
+            (store.setup().dispositions, store.setup().end_wrap_up_on_disposition)
+        ),
+    )
+    assert seen == [(("callback-promised",), True)]
+    assert run(data, "disposition", "end-wrap-up", *T, "maybe").exit_code == 2
 
 
 def test_cdr_export_shows_the_wrap_up(data: Path) -> None:

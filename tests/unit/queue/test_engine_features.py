@@ -198,3 +198,17 @@ def test_disposition_during_the_call_and_its_wrap_up() -> None:
     with pytest.raises(FeatureError, match="neither on call"):
         rig.engine.set_disposition("1001", key, "resolved", None, rig.now)
     assert len(rig.of(DispositionSet)) == 2
+
+
+def test_a_tenant_can_have_the_disposition_end_the_wrap_up() -> None:
+    rig = rig_for(RecordingPolicy.NEVER, wrap_up=60)
+    rig.engine.update(replace(rig.engine.setup, end_wrap_up_on_disposition=True), rig.now)
+    key = answered(rig)
+    rig.engine.set_disposition("1001", key, "resolved", None, rig.now)
+    assert rig.state("1001") == "on call"  # during the call it changes nothing
+    rig.hang_up(key)
+    assert rig.state("1001") == "wrap-up"
+    rig.engine.set_disposition("1001", key, "resolved", None, rig.now)
+    assert rig.state("1001") == "available"
+    waiting = rig.call("8001")  # and is offered the next call at once
+    assert rig.switch.rung(waiting) == ["1001"]
