@@ -20,6 +20,7 @@ from minicc.api import (
     events_stream,
     routes_agents,
     routes_calls,
+    routes_monitors,
     routes_queues,
     routes_sessions,
 )
@@ -58,7 +59,14 @@ def create_app(server: Server) -> FastAPI:
     )
     app.state.ctx = ApiContext(server=server, tokens=TokenStore(server.stores.control.db))
     errors.install(app)
-    for module in (routes_sessions, routes_agents, routes_queues, routes_calls, events_stream):
+    for module in (
+        routes_sessions,
+        routes_agents,
+        routes_queues,
+        routes_calls,
+        routes_monitors,
+        events_stream,
+    ):
         app.include_router(module.router)
 
     @app.get("/api/health")

@@ -46,6 +46,10 @@ PROBES: dict[tuple[str, str], dict[str, str] | None] = {
     ("POST", "/api/calls/{call_id}/hold"): {"call_id": "@other-call"},
     ("POST", "/api/calls/{call_id}/resume"): {"call_id": "@other-call"},
     ("GET", "/api/callbacks"): None,
+    ("POST", "/api/calls/{call_id}/monitor"): {"call_id": "@other-call"},
+    ("GET", "/api/monitors"): None,
+    ("PUT", "/api/monitors/{monitor_id}"): {"monitor_id": "@other-call"},
+    ("DELETE", "/api/monitors/{monitor_id}"): {"monitor_id": "@other-call"},
     ("GET", "/api/health"): None,
     ("GET", "/api/status"): None,
     ("WEBSOCKET", "/api/events"): None,
@@ -59,6 +63,8 @@ BODIES: dict[tuple[str, str], object] = {
     },
     ("PUT", "/api/agent/state"): {"state": "available"},
     ("PUT", "/api/agents/{extension}/state"): {"state": "paused", "reason": "x"},
+    ("POST", "/api/calls/{call_id}/monitor"): {"mode": "listen", "extension": "1003"},
+    ("PUT", "/api/monitors/{monitor_id}"): {"mode": "barge"},
 }
 # Routes that by design show the whole server and are served only on its own machine.
 SERVER_WIDE = {("GET", "/api/status"), ("GET", "/api/health")}
