@@ -203,10 +203,10 @@ class AcdEngine(EngineCore):
             call.window_until = now + self._opts.callback_offer_window
 
     def _voicemail(self, call: LiveCall, box: str, now: float) -> None:
-        # Recording the message needs a record() in the call-control contract (not there
-        # yet): the caller hears the prompts and the call ends.
-        log.warning("call %s: voicemail for %r: recording is not available yet", call.key, box)
-        self._close(call, ["leave_message", "beep"], now)
+        raise NotImplementedError  # FeatureEngine (engine_features)
+
+    def _recording_on_answer(self, call_key: str, switch_key: str, queue: str, agent: str) -> None:
+        raise NotImplementedError  # FeatureEngine (engine_features)
 
     def _max_wait(self, runtime: QueueRuntime, now: float) -> None:
         for entry in list(runtime.candidates()):
@@ -428,6 +428,7 @@ class AcdEngine(EngineCore):
                 waited=now - entry.joined_at,
             )
         )
+        self._recording_on_answer(call.key, call.key, runtime.name, agent_id)
         log.info("call %s answered by %s", call.key, agent_id)
 
     def _offer_timeouts(self, runtime: QueueRuntime, now: float) -> None:

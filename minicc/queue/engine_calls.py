@@ -249,8 +249,8 @@ class CallbackJob:
     queue: str
     number: str
     name: str | None
-    callback_id: int
-    """The stored row's id (0 while it could not be stored)."""
+    callback_id: str
+    """The stored callback's id (the engine makes it: storing is never waited for)."""
     joined_wall: float
     """Unix time of the original join: the place kept, as stored."""
     attempts: int = 0

@@ -29,7 +29,7 @@ from minicc.queue.engine_media import PromptFiles
 from minicc.queue.engine_queues import QueueRuntime, Sequencer
 from minicc.queue.ivr import Lookup
 from minicc.queue.prompts import PromptCatalogue
-from minicc.queue.setup import AgentSetting, CallCenterSetup, PendingCallback
+from minicc.queue.setup import AgentSetting, CallCenterSetup, PendingCallback, new_callback_id
 from minicc.queue.stats import LiveStats, QueueEvent
 from minicc.switch.control import CallControl
 
@@ -61,10 +61,11 @@ class CallbackOutcome(Enum):
     """Its queue went away or it was withdrawn."""
 
 
-PersistCallback = Callable[[str, PendingCallback, CallbackOutcome | None], int]
-"""``persist(tenant, callback, outcome)``: store a pending callback (``outcome`` None; a
-``callback.id`` of 0 inserts, otherwise updates, e.g. ``attempts``) and return its row id;
-or record how it ended (``outcome`` set) and drop it from the pending list."""
+PersistCallback = Callable[[str, PendingCallback, CallbackOutcome | None], None]
+"""``persist(tenant, callback, outcome)``: store a pending callback (``outcome`` None; the
+first time for its ``callback.id`` inserts, later ones update, e.g. ``attempts``), or record
+how it ended (``outcome`` set) and drop it from the pending list. Must not block: the engine
+made the id itself, so nothing waits for the database."""
 
 PersistAgent = Callable[[str, AgentSetting], None]
 """``persist(tenant, setting)``: remember an agent's available / paused / logged-out state."""
@@ -157,7 +158,6 @@ class EngineCore:
         self._persisted: dict[str, tuple[str, str | None]] = {
             ext: (s.state, s.reason) for ext, s in setup.agents.items()
         }
-        self._local_ids = 0
 
     # -- clocks -------------------------------------------------------------------------------
 
@@ -234,13 +234,16 @@ class EngineCore:
         except Exception:
             log.exception("storing agent %s state failed", agent_id)
 
+    def _new_callback_id(self, now: float) -> str:
+        return new_callback_id(self._wall(now), self._deps.rng)
+
     def _persist_callback(
         self, job: CallbackJob, priority: int, outcome: CallbackOutcome | None
-    ) -> int:
-        """Store a callback; returns its row id (the old one, or 0, when storing failed)."""
+    ) -> None:
+        """Hand a callback to the store (queued there; nothing here waits for it)."""
         persist = self._deps.persist_callback
         if persist is None:
-            return job.callback_id
+            return
         pending = PendingCallback(
             id=job.callback_id,
             queue=job.queue,
@@ -251,14 +254,9 @@ class EngineCore:
             attempts=job.attempts,
         )
         try:
-            return persist(self.tenant, pending, outcome)
+            persist(self.tenant, pending, outcome)
         except Exception:
             log.exception("storing callback %s failed", job.call_id)
-            return job.callback_id
-
-    def _local_id(self) -> str:
-        self._local_ids += 1
-        return f"callback-local-{self._local_ids}"
 
     # -- what the caller hears ----------------------------------------------------------------
 

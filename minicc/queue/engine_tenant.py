@@ -12,8 +12,8 @@ files -> ``play`` (a ``Play`` with nothing playable counts as finished at once);
 ``StopPlayback`` -> ``stop_playback``; ``Lookup`` -> the plugin hook, or
 ``LookupResult(error="no lookup hook")`` when none is registered, so the flow takes its
 fallback; ``RouteToQueue`` -> join; ``RouteToExtension`` -> "transferring", music, ``ring``;
-``Voicemail`` -> "leave a message" and the beep, then the call ends (recording needs a
-switch API that does not exist yet); ``RequestCallback`` -> :meth:`request_callback`;
+``Voicemail`` -> "leave a message", the beep and the caller's message
+(:mod:`~minicc.queue.engine_features`); ``RequestCallback`` -> :meth:`request_callback`;
 ``HangUp`` -> ``hangup``.
 """
 
@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from minicc.queue.agents import TRANSITIONS, AgentInput, AgentState, AgentStateError
 from minicc.queue.engine_calls import CallInput, CallPhase, LiveCall, PlayKind
 from minicc.queue.engine_core import EngineDeps
+from minicc.queue.engine_features import FeatureEngine
 from minicc.queue.engine_hold import HoldEngine
 from minicc.queue.engine_queues import QueueRuntime
 from minicc.queue.engine_transfer import TransferEngine
@@ -68,7 +69,7 @@ log = logging.getLogger(__name__)
 DEFAULT_PAUSE_REASON = "paused"
 
 
-class TenantEngine(HoldEngine, TransferEngine):
+class TenantEngine(FeatureEngine, HoldEngine, TransferEngine):
     """A tenant's queue engine (module docstring). Every method takes engine time ``now``."""
 
     def __init__(self, setup: CallCenterSetup, deps: EngineDeps, now: float) -> None:
@@ -307,6 +308,8 @@ class TenantEngine(HoldEngine, TransferEngine):
         self._settle(now)
 
     def playback_done(self, key: str, playback: int, outcome: PlaybackOutcome, now: float) -> None:
+        if self._voicemail_prompt_done(key, playback, outcome, now):
+            return  # the beep: the message is being recorded
         call = self.calls.get(key)
         if call is None or playback != call.playback:
             return  # stale: replaced, stopped, or the call is gone

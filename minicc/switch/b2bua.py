@@ -476,6 +476,8 @@ class B2BUA:
         )
         if call.app is not None and side is Side.CALLER:
             self.app.dtmf(call, digit)
+        else:
+            self.app.recordings.agent_dtmf(call, side, digit)
         for watcher in list(call.watchers):
             _watch(watcher.call_dtmf, call, side, digit)
 
@@ -844,12 +846,14 @@ class B2BUA:
         if call.outbound is not None:
             self.originator.finished(call, side)  # likewise, and it may set caller_cancelled
         self.transfers.finished(call)  # a transfer target still ringing stops
+        self.app.recordings.finished(call)  # a message being recorded ends (and is kept)
         for watcher in list(call.watchers):
             _watch(watcher.call_ending, call)
         recording = None
         if call.media is not None:
             if call.recording is not None:
-                call.media.stop_recording()
+                if call.media.recording:  # not if the engine stopped it already
+                    call.media.stop_recording()
                 recording = str(call.recording)
             call.media.close()
         self._calls.pop(call.key, None)
@@ -887,11 +891,13 @@ class B2BUA:
 
     # ----------------------------------------------------------------- helpers
 
-    def _start_recording(self, call: Call) -> None:
+    def _start_recording(self, call: Call, *, force: bool = False) -> bool:
+        """Record the call if the tenant records every call (or ``force``: a queue's
+        policy, :mod:`~minicc.switch.callrec`); True when a recording started."""
         if self._recordings_dir is None or call.media is None:
-            return
-        if not self._should_record(call.tenant):
-            return
+            return False
+        if not force and not self._should_record(call.tenant):
+            return False
         codec = sdplib.negotiate(call.offer).first_codec or "PCMU"
         day = call.started.strftime("%Y-%m-%d")
         # Named by minicc's own call key: Call-IDs come from phones and may repeat.
@@ -902,8 +908,9 @@ class B2BUA:
             call.media.start_recording(path, codec)
         except (OSError, MediaError) as exc:
             log.warning("%s: recording not started: %s", call.call_id, exc)
-            return
+            return False
         call.recording = Path("recordings") / rel
+        return True
 
     def _sdp_for(self, call: Call, side: Side, sdp: sdplib.SessionDescription) -> bytes:
         """SDP to send to ``side``: the other party's description, pointed at our relay port."""

@@ -12,6 +12,13 @@ on a later turn of the loop, in the order things happened, never from inside a
 :class:`CallControl` call, so the engine may call CallControl from any of them. Each ``play``
 ends in exactly one ``playback_done`` and each ``ring`` in exactly one ``ring_result``, also
 for a call already gone (ABORTED, CANCELLED) or a file that cannot be played (ABORTED).
+Each ``record`` ends in exactly one ``record_done`` likewise.
+
+Recording (:mod:`minicc.switch.callrec`): ``record_call`` starts or stops the two-channel
+recording of a call, ``pause_recording`` / ``resume_recording`` leave a span out (written as
+silence); ``record`` takes a message from the caller (voicemail). Digits the agent's phone
+sends (``agent_dtmf``) are reported apart from the caller's (``dtmf``), so a caller's key
+press is never taken for an agent's feature code.
 
 Transfers (:mod:`minicc.switch.transfer`): like ``route``, ``transfer_route`` is asked while
 the agent's REFER is handled and must answer at once. Each REFER accepted on an APPLICATION
@@ -149,6 +156,35 @@ class TransferReport:
     def ok(self) -> bool:
         return 200 <= self.status < 300
 
+class RecordOutcome(Enum):
+    """How a :meth:`CallControl.record` ended."""
+
+    STOP_DIGIT = "stop-digit"
+    """The caller pressed one of the stop digits (``#``)."""
+    SILENCE = "silence"
+    """Nothing but silence for ``silence_timeout`` seconds."""
+    MAX_LENGTH = "max-length"
+    """``max_seconds`` reached."""
+    HANGUP = "hangup"
+    """The call ended while recording (what was said is kept)."""
+    FAILED = "failed"
+    """Nothing could be recorded (no such call, no media, the file could not be written)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordResult:
+    """What :meth:`CallObserver.record_done` reports."""
+
+    outcome: RecordOutcome
+    """Why it ended."""
+    path: str | None
+    """The WAV written, relative to the data folder (like a call record's recording path);
+    None when no audio was heard (nothing is kept) or writing failed."""
+    duration: float
+    """Seconds of audio in the file."""
+    digit: str | None = None
+    """The stop digit pressed, for STOP_DIGIT."""
+
 
 class MonitorMode(Enum):
     """What a supervisor does on a call (see :class:`minicc.switch.media.mixer.MixMode`)."""
@@ -223,6 +259,17 @@ class CallObserver(Protocol):
         """
         ...
 
+    def agent_dtmf(self, key: str, digit: str) -> None:
+        """The agent's phone sent a digit (RFC 4733 or SIP INFO) on a bridged call: the
+        callee of an APPLICATION call, the agent leg of an originated one. Feature codes
+        such as ``*2`` (pause recording) come this way; the caller's digits never do."""
+        ...
+
+    def record_done(self, key: str, record: int, result: RecordResult) -> None:
+        """A :meth:`CallControl.record` ended (exactly once per record id), possibly after
+        :meth:`call_ended` when the caller hung up while speaking."""
+        ...
+
     def monitor_started(self, monitor: str, key: str, mode: MonitorMode) -> None:
         """The supervisor answered and hears call ``key``."""
         ...
@@ -294,6 +341,42 @@ class CallControl(Protocol):
         shows (the customer's number). Returns the new call's key at once; progress comes
         through :meth:`CallObserver.originate_result`, the end through
         :meth:`CallObserver.call_ended`. :meth:`hangup` withdraws it at any stage."""
+        ...
+
+    def record_call(self, key: str, on: bool) -> bool:
+        """Start (``on``) or stop recording both parties of a bridged call into a
+        two-channel WAV (channel 1 the caller, 2 the agent); the path goes into the call
+        record. A call has at most one recording: once stopped it is not started again
+        (pause and resume leave parts out instead). Returns True when the call is now
+        recording (``on``) or not recording any more (not ``on``); False when that cannot
+        be (no such call, no media, a recording already finished, the file cannot be
+        created)."""
+        ...
+
+    def pause_recording(self, key: str) -> bool:
+        """Write silence instead of the parties until :meth:`resume_recording` (e.g. while a
+        caller reads out a card number); the span is kept in the recording's metadata.
+        Returns False when the call is not recording or is paused already."""
+        ...
+
+    def resume_recording(self, key: str) -> bool:
+        """Record the parties again; False when the recording is not paused."""
+        ...
+
+    def record(
+        self,
+        key: str,
+        box: str,
+        *,
+        max_seconds: float,
+        stop_digits: str = "#",
+        silence_timeout: float | None = None,
+    ) -> int:
+        """Record what the caller says (a voicemail for ``box``) into a mono WAV under the
+        tenant's recordings, until a stop digit, ``max_seconds``, ``silence_timeout``
+        seconds of silence or the caller hanging up. Returns a record id; the end comes
+        through :meth:`CallObserver.record_done`, exactly once. A stop digit is not also
+        reported through :meth:`CallObserver.dtmf`."""
         ...
 
     def hold(self, key: str) -> bool:

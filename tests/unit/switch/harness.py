@@ -278,6 +278,12 @@ class FakeEngine:
     def call_transferred(self, key: str, report: TransferReport) -> None:
         self._record("call_transferred", key, report)
 
+    def agent_dtmf(self, key: str, digit: str) -> None:
+        self._record("agent_dtmf", key, digit)
+
+    def record_done(self, key: str, record: int, result: Any) -> None:
+        self._record("record_done", key, record, result)
+
     def call_held(self, key: str, by: HoldBy) -> None:
         self._record("call_held", key, by)
 
