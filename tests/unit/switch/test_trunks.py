@@ -7,8 +7,8 @@ import pytest
 
 from minicc.events import CallEnded, CallStarted
 from minicc.tenants.trunks import DialRules, Trunk, TrunkTable
-from tests.unit.switch.flows import answered_call
-from tests.unit.switch.harness import Harness
+from tests.unit.switch.flows import answer_agent, answered_call
+from tests.unit.switch.harness import FakeEngine, Harness
 from tests.unit.switch.ua import Account, SipUA, make_sdp
 
 CARRIER = "127.0.0.2"
@@ -110,5 +110,22 @@ async def test_a_carrier_caller_is_never_sent_back_out(sw: Harness) -> None:
         out = carrier.invite(f"sip:0301234567@{CARRIER}", make_sdp(40000))
         assert (await out.final()).status >= 400
         assert not carrier.requests_seen("INVITE")
+    finally:
+        carrier.close()
+
+
+async def test_a_callback_to_an_outside_number_goes_out_through_the_trunk(
+    asw: Harness, engine: FakeEngine
+) -> None:
+    """The agent-first callback: the agent answers, then the customer's number rings at the
+    carrier (issue 3's callbacks to outside numbers)."""
+    carrier = await SipUA(Account("gw", "-", "carrier.example"), asw.addr, host=CARRIER).start()
+    bob = await asw.phone("acme", "1002")
+    _trunk(asw, carrier)
+    try:
+        asw.switch.originate("acme", "1002", "0301234567", timeout=5.0, dial_timeout=5.0)
+        await answer_agent(asw, bob)
+        inc = await carrier.incoming()
+        assert inc.invite.uri == f"sip:0301234567@{CARRIER}:{carrier.port}"
     finally:
         carrier.close()
