@@ -26,6 +26,7 @@ from minicc.store.control import ControlStore
 from minicc.store.supervisors import read_supervisors
 from minicc.store.tenant import TenantStore
 from minicc.store.transfers import record_transfer
+from minicc.store.trunks import TrunkStore
 from minicc.switch.control import CallObserver
 from minicc.switch.registrar import Binding as RegBinding
 from minicc.switch.sip.guard import GuardSettings
@@ -33,6 +34,7 @@ from minicc.switch.sip.peer import Peer, Transport
 from minicc.switch.switch import Switch, SwitchSettings
 from minicc.tenants import models
 from minicc.tenants.directory import TenantDirectory
+from minicc.tenants.trunks import DialRules, Trunk
 
 if TYPE_CHECKING:
     from minicc.api.context import ApiContext
@@ -79,6 +81,8 @@ class Snapshot:
     """Call-center setups of the tenants whose database changed."""
     supervisors: dict[str, frozenset[str]] = field(default_factory=dict)
     """Supervisor extensions of the tenants whose database changed."""
+    trunks: tuple[list[Trunk], dict[str, DialRules]] | None = None
+    """Every trunk and tenant's dial rules, read when the control database changed."""
 
 
 def _load_snapshot(stores: Stores) -> Snapshot:
@@ -115,7 +119,14 @@ def _load_snapshot(stores: Stores) -> Snapshot:
         stores.tenants.pop(gone).close()
         changed = True
     default = stores.control.default_tenant()
-    return Snapshot(result, default.name if default else None, changed, setups, supervisors)
+    trunks = None
+    if stores.versions.get("::trunks") != version:
+        stores.versions["::trunks"] = version
+        table = TrunkStore(stores.control)
+        trunks = (table.list(), table.rules())
+    return Snapshot(
+        result, default.name if default else None, changed, setups, supervisors, trunks
+    )
 
 
 _AGENT_STATES = {
@@ -223,6 +234,7 @@ class Server:
         snapshot = await asyncio.to_thread(_load_snapshot, self.stores)
         self._directory = (snapshot.tenants, snapshot.default)
         self.directory.replace(snapshot.tenants, snapshot.default)
+        self._apply_trunks(snapshot)
         self._apply_setups(snapshot.setups)
         self._supervisors.update(snapshot.supervisors)
         now = time.time()
@@ -312,6 +324,7 @@ class Server:
                 self._directory = (snapshot.tenants, snapshot.default)
                 self.directory.replace(snapshot.tenants, snapshot.default)
                 log.info("tenant directory reloaded (%d tenants)", len(snapshot.tenants))
+            self._apply_trunks(snapshot)
             self._apply_setups(snapshot.setups)
             self._supervisors.update(snapshot.supervisors)
 
@@ -358,8 +371,19 @@ class Server:
         return extension in self._supervisors.get(tenant, ())
 
     def _is_extension(self, tenant: str, number: str) -> bool:
-        entry = self.directory.get(tenant)
-        return entry is not None and number in entry.extensions
+        """What the engine may route as a direct call: an extension, or an outside number
+        the tenant's trunk and dial rules allow."""
+        return self.switch.dialable(tenant, number)
+
+    def _apply_trunks(self, snapshot: Snapshot) -> None:
+        if snapshot.trunks is None:
+            return
+        trunks, rules = snapshot.trunks
+        self.switch.trunks.replace(trunks, rules)
+        # A carrier's address is never blocked by the flood guard: its callers' mistyped
+        # numbers are not a password attack on the trunk.
+        self.switch.guard.allow(self.switch.trunks.addresses())
+        log.info("trunks loaded: %d", len(trunks))
 
     def _persist_agent(self, tenant: str, setting: AgentSetting) -> None:
         store = self.stores.callcenter(tenant)

@@ -77,8 +77,11 @@ _RINGING = (CallState.SETUP, CallState.RINGING)
 class Contacts(Protocol):
     """What the B2BUA needs from the registrar: where an extension can be reached."""
 
-    def targets(self, tenant: str, extension: str) -> list[tuple[str, Peer]]:
-        """(Contact URI, the Peer its REGISTER came from) for each live binding."""
+    def targets(
+        self, tenant: str, extension: str, *, outside: bool = False
+    ) -> list[tuple[str, Peer]]:
+        """(Contact URI, the Peer its REGISTER came from) for each live binding; with
+        ``outside``, a number that is no extension may go to the tenant's trunk."""
         ...
 
 
@@ -336,8 +339,16 @@ class B2BUA:
         if self.app.observer is not None:
             route = self.app.route(call_key, tenant, request, caller_ext)
         target = route.extension or to_user
-        if route.kind is RouteKind.EXTENSION and target not in tenant.extensions:
-            self._reply(request, 404)
+        # Out through the tenant's trunk only for its own phones: a carrier's caller must
+        # never be handed back to the carrier (toll fraud by bouncing calls).
+        outside = caller_ext in tenant.extensions
+        if (
+            route.kind is RouteKind.EXTENSION
+            and target not in tenant.extensions
+            and not self._contacts.targets(tenant.name, target, outside=outside)
+        ):
+            why = "no such extension, and no trunk or dial rule lets the number out"
+            self._reply(request, 404, extra=[_warning(399, why)])
             return
         from_ = request.from_
         call = Call(
@@ -374,7 +385,7 @@ class B2BUA:
         if route.kind is RouteKind.APPLICATION:
             self.app.start(call, negotiation)
             return
-        targets = self._contacts.targets(tenant.name, target)
+        targets = self._contacts.targets(tenant.name, target, outside=outside)
         if not targets:
             # An existing extension with no phone online: a missed call, so it gets its record.
             self._reply(request, 480, to_tag=call.to_tag)
