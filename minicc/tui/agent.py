@@ -8,6 +8,7 @@ Everything comes from the API: REST for the picture, the event stream for change
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from textual import on
@@ -88,10 +89,8 @@ class AgentApp(ConsoleApp):
         queues = await self.api.queues()
         self.wrap_ups = {q["name"]: q["wrap_up"] for q in queues if q.get("wrap_up") is not None}
         for loader in (self._load_callbacks, self._load_dispositions):
-            try:
+            with contextlib.suppress(NotAvailable):  # the panel says so itself
                 await loader()
-            except NotAvailable:
-                pass  # the panel says so itself
 
     async def _load_callbacks(self) -> None:
         assert self.api is not None
@@ -132,10 +131,8 @@ class AgentApp(ConsoleApp):
             self.run_api(self._load_callbacks_quietly)
 
     async def _load_callbacks_quietly(self) -> None:
-        try:
+        with contextlib.suppress(NotAvailable):
             await self._load_callbacks()
-        except NotAvailable:
-            pass
 
     async def _pop(self, call_id: str) -> None:
         assert self.api is not None

@@ -184,7 +184,8 @@ class WrapUpForm(Vertical):
         select = self.query_one("#disposition", Select)
         code = "" if select.value is Select.NULL else str(select.value)
         if self.call_id is not None:
-            self.post_message(self.Submitted(self.call_id, code, self.query_one("#note", Input).value))
+            note = self.query_one("#note", Input).value
+            self.post_message(self.Submitted(self.call_id, code, note))
 
 
 class StatsPanel(Static):

@@ -10,6 +10,7 @@ identities on one machine).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import platformdirs
 
-__all__ = ["Credentials", "CredentialStore", "Profile"]
+__all__ = ["CredentialStore", "Credentials", "Profile"]
 
 SERVICE = "minicc"
 KEYRING = "system keyring"
@@ -141,8 +142,7 @@ class CredentialStore:
         if self.use_keyring and profile is not None:
             import keyring
 
-            try:
+            # Nothing stored is the wanted end state: a failure to delete is no failure.
+            with contextlib.suppress(Exception):
                 keyring.delete_password(SERVICE, self._account(profile))
-            except Exception:
-                pass  # nothing stored is the wanted end state
         self.token_file.unlink(missing_ok=True)
