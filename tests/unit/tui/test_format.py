@@ -16,7 +16,8 @@ from minicc.tui.format import (
 
 
 def test_durations_read_like_clocks() -> None:
-    assert [duration(s) for s in (None, -3, 7, 63, 3723)] == ["-", "0:00", "0:07", "1:03", "1:02:03"]
+    shown = [duration(s) for s in (None, -3, 7, 63, 3723)]
+    assert shown == ["-", "0:00", "0:07", "1:03", "1:02:03"]
 
 
 def test_wrap_up_counts_down_to_zero_and_is_unknown_without_a_duration() -> None:
