@@ -76,9 +76,9 @@ class AgentApp(ConsoleApp):
         self.query_one(WrapUpForm).tick()
 
     def stream_changed(self) -> None:
-        bar = self.query_one(StatusBar)
-        bar.stream = self.stream_state
-        bar.refresh()
+        for bar in self.query(StatusBar):  # none while a login screen is on top
+            bar.stream = self.stream_state
+            bar.refresh()
 
     # -- the picture over REST -----------------------------------------------------------
 

@@ -141,8 +141,9 @@ class ConsoleApp(App[None]):
     def stream_item(self, message: StreamItem) -> None:
         item = message.item
         if isinstance(item, Connected):
+            if self.stream_state == "reconnecting" or item.gap:
+                self.say("reconnected" + (": events were lost, re-read" if item.gap else ""))
             self.stream_state = "live"
-            self.say("connected" + (" (resynced)" if item.gap else ""))
             if item.gap or item.replayed == 0:
                 # A gap, or a fresh stream: the picture may be stale. Re-read it.
                 self.run_api(self.resync)

@@ -72,8 +72,9 @@ def _error(reply: httpx.Response) -> ApiError:
     kind: type[ApiError] = ApiError
     if reply.status_code == 401:
         kind = Unauthorized
-    elif reply.status_code == 405 or (reply.status_code == 404 and code != "not_found"):
-        # A FastAPI 404 for an unknown route has no minicc error code; a minicc 404 has one.
+    elif reply.status_code == 405 or (reply.status_code == 404 and message == "Not Found"):
+        # An unknown route gets Starlette's bare "Not Found"; a minicc 404 ("no call ... of
+        # yours") always says what is missing.
         kind = NotAvailable
         message = "not available on this server yet"
     return kind(message, status=reply.status_code, code=code, field=body.get("field"))
