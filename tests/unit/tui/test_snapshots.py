@@ -1,4 +1,4 @@
-"""Snapshots of the main screens at 80×24 and 120×40, as plain text.
+"""Snapshots of the main screens at 80x24 and 120x40, as plain text.
 
 The apps run offline with a frozen clock and fixed data, so every figure on screen is known.
 A snapshot is the screen's text (what a person reads); colours are left out so a theme
