@@ -166,6 +166,11 @@ async def test_the_phone_rings_and_the_caller_pops_within_a_second_then_wrap_up(
             assert (await out.final()).status == 200
             await until(pilot, lambda: bar.state == "on-call", what="on call")
             assert panel.phase == "on call"
+            # The call-control routes come with a later server: one clear line, no traceback.
+            notice = app.query_one("#notice")
+            await pilot.press("o")
+            await until(pilot, lambda: "not available on this server yet" in str(notice.content)
+                        or "hold: done" in str(notice.content), what="hold answered")
 
             assert out.dialog is not None
             await out.dialog.bye()  # the caller hangs up: the agent wraps up
@@ -204,3 +209,24 @@ async def test_the_console_reconnects_and_shows_what_changed_meanwhile(
         proxy.restore()
         await until(pilot, lambda: bar.stream == "live", what="reconnected")
         await until(pilot, lambda: bar.state == "paused" and bar.reason == "training")
+
+
+async def test_listen_in_on_a_server_without_the_route_says_so(
+    live: Live, tmp_path: Path
+) -> None:
+    boss = CredentialStore(tmp_path / "boss", name="supervisor", use_keyring=False)
+    stored(boss, live.url, "1003", live.long_lived("acme", Role.SUPERVISOR))
+    app = SupervisorApp(boss, throttle=0.05)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.stream_state == "live")
+        app.show(calls=[{"call_id": "abc/1@test", "caller": "1003", "callee": "8100",
+                         "state": "answered", "started": "2026-11-23T10:00:01+00:00"}])
+        await pilot.press("L")
+        notice = app.query_one("#notice")
+        await until(
+            pilot,
+            lambda: "not available on this server yet" in str(notice.content)
+            or "listen: calling your phone" in str(notice.content)
+            or "no call" in str(notice.content),
+            what="monitor answered",
+        )
