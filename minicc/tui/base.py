@@ -126,7 +126,7 @@ class ConsoleApp(App[None]):
 
     # -- the event stream ----------------------------------------------------------------
 
-    @work(exclusive=True, group="events")
+    @work(exclusive=True, group="events", exit_on_error=False)
     async def follow_events(self, credentials: Credentials) -> None:
         follower = EventFollower(
             credentials.profile.url, credentials.token, base_delay=self.base_delay

@@ -339,6 +339,9 @@ class EventFollower:
                 reason = f"the server refused the event stream ({exc.response.status_code})"
             except (OSError, TimeoutError, websockets.exceptions.InvalidHandshake):
                 reason = "cannot reach the server"
+            except (ValueError, KeyError, TypeError):
+                # Not minicc's stream (a proxy's page, another version): say so and retry.
+                reason = "the server sent an unreadable event"
             delay = backoff_delay(attempt, base=self.base_delay, cap=self.max_delay, rand=self.rand)
             attempt += 1
             yield Disconnected(reason=reason, retry_in=delay)

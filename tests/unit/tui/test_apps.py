@@ -118,7 +118,7 @@ def support_number(live: Live) -> str:
     assert store is not None
     callcenter = CallCenterStore(store)
     callcenter.add_number("8100", "queue:support")
-    callcenter.update_queue(QueueConfig(name="support", wrap_up=2.0))
+    callcenter.update_queue(QueueConfig(name="support", wrap_up=1.0))
     return "8100"
 
 
@@ -131,7 +131,7 @@ async def engine_has(live: Live, number: str) -> None:
 
 
 async def test_the_phone_rings_and_the_caller_pops_within_a_second_then_wrap_up(
-    live: Live, store: CredentialStore, support_number: str
+    live: Live, store: CredentialStore, support_number: str, tmp_path: Path
 ) -> None:
     stored(store, live.url, "1001", await login_token(live, "1001"))
     await engine_has(live, support_number)
@@ -142,9 +142,10 @@ async def test_the_phone_rings_and_the_caller_pops_within_a_second_then_wrap_up(
     caller = await SipUA(Account("1003", PASSWORDS["1003"], "acme.test"), addr).start()
     app = AgentApp(store)
     try:
-        async with app.run_test(size=(80, 24)) as pilot:
+        async with wallboard(live, tmp_path) as board, app.run_test(size=(80, 24)) as pilot:
             bar = app.query_one(StatusBar)
             await until(pilot, lambda: bar.stream == "live" and bar.who != "")
+            await until(pilot, lambda: board.stream_state == "live")
             await pilot.press("a")
             await until(pilot, lambda: bar.state == "available")
             assert (await phone.register()).status == 200
@@ -161,6 +162,12 @@ async def test_the_phone_rings_and_the_caller_pops_within_a_second_then_wrap_up(
             assert panel.call_id == event.call_id and panel.phase == "ringing"
             assert panel.pop is not None and panel.pop["caller"] == "1003"
             assert panel.pop["queue"] == "support"
+            # The wallboard learnt of the call by events (it has no polling timer).
+            await until(
+                pilot, lambda: len(board.arrivals) == 1 and len(board.calls) == 1, timeout=1.0,
+                what="wallboard shows the call",
+            )
+            assert sum(board.query_one("#spark").data or []) == 1  # type: ignore[attr-defined]
 
             await incoming.answer(make_sdp(rtp.port))
             assert (await out.final()).status == 200
@@ -230,3 +237,22 @@ async def test_listen_in_on_a_server_without_the_route_says_so(
             or "no call" in str(notice.content),
             what="monitor answered",
         )
+
+
+async def test_a_server_that_is_not_there_is_said_and_retried(
+    store: CredentialStore, tmp_path: Path
+) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        port = s.getsockname()[1]
+    stored(store, f"http://{HOST}:{port}", "1001", "mcc_whatever")
+    app = AgentApp(store, base_delay=0.05)
+    async with app.run_test(size=(80, 24)) as pilot:
+        bar = app.query_one(StatusBar)
+        notice = app.query_one("#notice")
+        await until(pilot, lambda: bar.stream == "reconnecting", what="retrying")
+        await until(pilot, lambda: "retrying in" in str(notice.content)
+                    or "cannot reach" in str(notice.content))
+        assert app.is_running and store.load() is not None  # the token is kept
