@@ -256,3 +256,24 @@ async def test_a_server_that_is_not_there_is_said_and_retried(
         await until(pilot, lambda: "retrying in" in str(notice.content)
                     or "cannot reach" in str(notice.content))
         assert app.is_running and store.load() is not None  # the token is kept
+
+
+async def test_the_wallboard_logs_in_with_a_supervisor_token(
+    live: Live, tmp_path: Path
+) -> None:
+    boss = CredentialStore(tmp_path / "boss", name="supervisor", use_keyring=False)
+    app = SupervisorApp(boss)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, LoginScreen), what="login screen")
+        screen = app.screen
+        assert not screen.query("#tenant")  # the token says which tenant
+        screen.query_one("#url", Input).value = live.url
+        screen.query_one("#extension", Input).value = "1003"
+        secret = screen.query_one("#secret", Input)
+        secret.value = live.long_lived("acme", Role.SUPERVISOR)
+        secret.focus()
+        await pilot.press("enter")
+        await until(pilot, lambda: "1002" in app.agents and app.queues, what="wallboard data")
+        kept = boss.load()
+        assert kept is not None and kept.profile.tenant == "acme"
+        assert kept.profile.extension == "1003"
