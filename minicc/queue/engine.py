@@ -22,7 +22,7 @@ from collections.abc import Callable
 from minicc.bus import EventBus
 from minicc.events import Event, Registered
 from minicc.queue.agents import AgentState
-from minicc.queue.engine_calls import LiveCall
+from minicc.queue.engine_calls import CallbackJob, LiveCall
 from minicc.queue.engine_core import (
     VIP_PRIORITY,
     CallbackOutcome,
@@ -221,6 +221,13 @@ class CallCenter:
         """
         engine = self._engines.get(tenant)
         return engine.calls.get(key) if engine is not None else None
+
+    def callbacks(self, tenant: str) -> list[CallbackJob]:
+        """The tenant's callbacks waiting or being made, oldest place first (read only)."""
+        engine = self._engines.get(tenant)
+        if engine is None:
+            return []
+        return sorted(engine.callbacks.values(), key=lambda job: job.joined_wall)
 
     def waited(self, tenant: str, key: str) -> float | None:
         """Seconds the call has waited in its queue so far (None: not queued or unknown)."""
