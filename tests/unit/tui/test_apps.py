@@ -169,7 +169,7 @@ async def test_the_phone_rings_and_the_caller_pops_within_a_second_then_wrap_up(
             )
             assert sum(board.query_one("#spark").data or []) == 1  # type: ignore[attr-defined]
 
-            await incoming.answer(make_sdp(rtp.port))
+            agent_leg = await incoming.answer(make_sdp(rtp.port))
             assert (await out.final()).status == 200
             await until(pilot, lambda: bar.state == "on-call", what="on call")
             assert panel.phase == "on call"
@@ -179,8 +179,12 @@ async def test_the_phone_rings_and_the_caller_pops_within_a_second_then_wrap_up(
             await until(pilot, lambda: "not available on this server yet" in str(notice.content)
                         or "hold: done" in str(notice.content), what="hold answered")
 
+            # The agent hangs up with `h`: both phones get a BYE, the agent wraps up.
+            await pilot.press("h")
             assert out.dialog is not None
-            await out.dialog.bye()  # the caller hangs up: the agent wraps up
+            caller.reply(await out.dialog.request("BYE"), 200)
+            phone.reply(await agent_leg.request("BYE"), 200)
+            await until(pilot, lambda: "hangup: done" in str(notice.content), what="hung up")
             form = app.query_one(WrapUpForm)
             await until(pilot, lambda: form.is_open, what="wrap-up form")
             assert bar.state == "wrap-up"
