@@ -79,7 +79,10 @@ async def test_minicc_agent_runs_in_a_real_terminal(
         command,
     )
     try:
-        screen = await screen_shows(socket, "1001 Agent 1001", "events: live", "Pause")
+        # A cold start imports Textual: allow for a loaded machine.
+        screen = await screen_shows(
+            socket, "1001 Agent 1001", "events: live", "Pause", timeout=30.0
+        )
         assert "Traceback" not in screen
         await tmux(socket, "send-keys", "-t", "agent", "p")
         await screen_shows(socket, "pause reason", "lunch")
