@@ -31,7 +31,7 @@ from minicc import __version__
 from minicc.bootstrap import StartupError
 from minicc.cli_callcenter import CALLCENTER_COMMANDS
 from minicc.cli_tokens import TOKEN_COMMANDS
-from minicc.cli_tui import TUI_COMMANDS
+from minicc.cli_tui import TUI_COMMANDS, adopt_subcommands
 from minicc.config import ConfigError, env_var, load_serve_config, resolve_data_dir
 from minicc.store.control import ControlStore, normalize_domain, validate_tenant_name
 from minicc.store.database import StoreError
@@ -608,7 +608,10 @@ def cdr_export(
 
 # -- call center: queue, number, ivr, agent, vip (minicc/cli_callcenter.py) ----------------
 
-for _command in (*CALLCENTER_COMMANDS, *TOKEN_COMMANDS, *TUI_COMMANDS):
+for _command in (*CALLCENTER_COMMANDS, *TOKEN_COMMANDS):
+    cli.add_command(_command)
+for _command in TUI_COMMANDS:  # `minicc agent` alone: the console; `agent list`: as before
+    adopt_subcommands(_command, cli.commands.get(_command.name or ""))
     cli.add_command(_command)
 
 

@@ -17,7 +17,7 @@ from rich.console import Console, Group
 from rich.panel import Panel
 from rich.table import Table
 
-__all__ = ["TUI_COMMANDS"]
+__all__ = ["TUI_COMMANDS", "adopt_subcommands"]
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 
@@ -28,12 +28,25 @@ def _store(name: str) -> Any:
     return CredentialStore(name=name)
 
 
-@click.command("agent")
-def agent() -> None:
-    """The agent console: state, screen pop, call controls, wrap-up (Textual)."""
+@click.group("agent", invoke_without_command=True)
+@click.pass_context
+def agent(ctx: click.Context) -> None:
+    """The agent console (state, screen pop, call controls, wrap-up); with a subcommand,
+    agents' states on the data dir."""
+    if ctx.invoked_subcommand is not None:
+        return
     from minicc.tui.agent import AgentApp
 
     AgentApp(_store("agent")).run()
+
+
+def adopt_subcommands(command: click.Command, previous: click.Command | None) -> None:
+    """``minicc agent`` alone opens the console, while ``minicc agent list`` and
+    ``set-state`` (the management group of the same name) keep working: the console's
+    group takes over the older group's subcommands."""
+    if isinstance(command, click.Group) and isinstance(previous, click.Group):
+        for name, sub in previous.commands.items():
+            command.add_command(sub, name)
 
 
 @click.command("supervisor")
