@@ -19,7 +19,7 @@ from minicc.store.callcenter import CallCenterStore
 from minicc.store.tokens import Role
 from minicc.switch.sip.peer import Transport
 from minicc.tui.agent import AgentApp
-from minicc.tui.agent_widgets import CallPanel, StatusBar, WrapUpForm
+from minicc.tui.agent_widgets import CallbacksPanel, CallPanel, StatusBar, WrapUpForm
 from minicc.tui.credentials import CredentialStore
 from minicc.tui.login import LoginScreen
 from minicc.tui.supervisor import SupervisorApp
@@ -281,3 +281,19 @@ async def test_the_wallboard_logs_in_with_a_supervisor_token(
         kept = boss.load()
         assert kept is not None and kept.profile.tenant == "acme"
         assert kept.profile.extension == "1003"
+
+
+async def test_a_callback_request_shows_in_the_callbacks_list(
+    live: Live, store: CredentialStore
+) -> None:
+    stored(store, live.url, "1002", await login_token(live, "1002"))
+    app = AgentApp(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        bar = app.query_one(StatusBar)
+        panel = app.query_one(CallbacksPanel)
+        await until(pilot, lambda: bar.stream == "live" and panel.items == [], what="empty list")
+        callcenter = live.server.callcenter
+        assert callcenter is not None
+        assert callcenter.request_callback("acme", "support", "+15550100", name="Ada")
+        await until(pilot, lambda: bool(panel.items), timeout=2.0, what="callback listed")
+        assert panel.items is not None and panel.items[0]["number"] == "+15550100"
