@@ -72,8 +72,11 @@ class AgentApp(ConsoleApp):
         self.set_interval(1.0, self.tick)
 
     def tick(self) -> None:
-        self.query_one(StatusBar).refresh()
-        self.query_one(WrapUpForm).tick()
+        # query, not query_one: at shutdown the widgets go before the timer does.
+        for bar in self.query(StatusBar):
+            bar.refresh()
+        for form in self.query(WrapUpForm):
+            form.tick()
 
     def stream_changed(self) -> None:
         for bar in self.query(StatusBar):  # none while a login screen is on top

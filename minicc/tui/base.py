@@ -14,6 +14,7 @@ from typing import Any
 
 from textual import on, work
 from textual.app import App
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.widgets import Static
 
@@ -151,7 +152,10 @@ class ConsoleApp(App[None]):
             self.stream_state = "reconnecting"
             self.say(f"{item.reason}; retrying in {item.retry_in:.0f} s", error=True)
         else:
-            self.on_server_event(item)
+            try:
+                self.on_server_event(item)
+            except NoMatches:
+                return  # an event that arrives while the app shuts down: nothing to show
         self.stream_changed()
 
     def stream_changed(self) -> None:

@@ -19,6 +19,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Footer, Sparkline, Static
 
 from minicc.tui.base import ConsoleApp, Notice
@@ -50,6 +51,8 @@ class SupervisorApp(ConsoleApp):
         Binding("L", "monitor('listen')", "Listen"),
         Binding("W", "monitor('whisper')", "Whisper"),
         Binding("B", "monitor('barge')", "Barge"),
+        Binding("V", "force('available')", "Agent ready"),
+        Binding("X", "force('logged-out')", "Log agent out"),
         Binding("tab", "focus_next", "Next table", show=False),
         Binding("q", "quit", "Quit"),
     ]
@@ -149,6 +152,8 @@ class SupervisorApp(ConsoleApp):
     # -- drawing -------------------------------------------------------------------------
 
     def redraw(self) -> None:
+        if not self.query("#queues"):
+            return  # shutting down: the widgets went before the timer
         now = self.clock()
         self._draw_queues(now)
         self._draw_agents(now)
@@ -225,3 +230,14 @@ class SupervisorApp(ConsoleApp):
             return
         api = self.api
         self.run_api(lambda: api.monitor(call_id, mode, phone), f"{mode}: calling your phone")
+
+    def action_force(self, state: str) -> None:
+        """Set the agent under the grid's cursor to ``state`` (a supervisor's override)."""
+        table = self.query_one("#agents", DataTable)
+        if self.api is None or not table.row_count:
+            self.say("no agent selected")
+            return
+        row_key = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key
+        extension = str(row_key.value)
+        api = self.api
+        self.run_api(lambda: api.force_state(extension, state), f"{extension}: {state}")

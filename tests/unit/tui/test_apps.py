@@ -110,6 +110,10 @@ async def test_a_state_change_on_the_console_shows_on_the_wallboard(
         await pilot.press("a")
         await until(pilot, lambda: board.agents["1001"]["state"] == "available", timeout=2.0)
 
+        # And back: the supervisor logs the agent out (1001 is the grid's first row).
+        await board.run_action("force('logged-out')")
+        await until(pilot, lambda: bar.state == "logged-out", timeout=2.0, what="forced out")
+
 
 @pytest.fixture
 def support_number(live: Live) -> str:
