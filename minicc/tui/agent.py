@@ -54,8 +54,6 @@ class AgentApp(ConsoleApp):
         self.me: dict[str, Any] = {}
         self.wrap_ups: dict[str, float] = {}
         """Wrap-up seconds per queue, when the server says (``wrap_up`` in /api/queues)."""
-        self.popped: dict[str, float] = {}
-        """call id -> clock time its pop was shown (tests measure the delay)."""
 
     def compose(self) -> ComposeResult:
         yield StatusBar(self.clock, id="status")
@@ -143,7 +141,6 @@ class AgentApp(ConsoleApp):
         panel = self.query_one(CallPanel)
         if panel.call_id == call_id:
             panel.show(call_id, panel.phase, pop)
-            self.popped[call_id] = self.clock()
 
     def state_changed(self, event: ServerEvent) -> None:
         data = event.data
@@ -159,8 +156,8 @@ class AgentApp(ConsoleApp):
                 panel.show(panel.call_id, "wrap-up")
         elif form.is_open:
             form.close()
-        if state in ("available", "paused", "logged-out") and panel.phase != "ringing":
-            panel.clear()
+        if state in ("available", "paused", "logged-out"):
+            panel.clear()  # the call ended, or rang out unanswered (it goes to another agent)
         if state == "on-call" and data.get("call_id") and panel.call_id is None:
             panel.show(data["call_id"], "on call")
         if state in ("available", "wrap-up", "paused"):
