@@ -75,6 +75,11 @@ class SupervisorApp(ConsoleApp):
         self.agents: dict[str, dict[str, Any]] = {}
         self.calls: list[dict[str, Any]] = []
         self.arrivals: list[float] = []
+        self.call_keys: dict[str, str] = {}
+        """SIP Call-ID -> the call-center's call key (``N/Call-ID``), learnt from events:
+        ``/api/calls`` lists Call-IDs, while the call routes (monitor) take the key."""
+        self.call_agents: dict[str, str] = {}
+        """call key -> the agent talking on it."""
         self._reread_due = False
 
     @classmethod
@@ -96,7 +101,7 @@ class SupervisorApp(ConsoleApp):
             "queue", "wait", "longest", "SL", "aband", "ASA", "AHT", "av/call/pause"
         )
         self.query_one("#agents", DataTable).add_columns("agent", "state", "reason", "time")
-        self.query_one("#calls", DataTable).add_columns("caller", "to", "state", "time")
+        self.query_one("#calls", DataTable).add_columns("caller", "agent/to", "state", "time")
         self.query_one("#agents").border_title = "agents"
         self.query_one("#calls").border_title = "live calls"
         self.query_one("#spark").border_title = f"calls per {INTERVAL:.0f} s"
@@ -142,6 +147,11 @@ class SupervisorApp(ConsoleApp):
             agent.update(state=state_slug(data["state"]), reason=data.get("reason"),
                          since=event.at)
             self.redraw()
+        key = data.get("call_id")
+        if isinstance(key, str) and "/" in key:
+            self.call_keys[key.split("/", 1)[1]] = key
+        if event.type == "call.answered_by_agent" and isinstance(key, str):
+            self.call_agents[key] = data.get("agent", "")
         if event.type == "call.queued":
             self.arrivals.append(event.at)
             self.arrivals = self.arrivals[-2000:]
@@ -209,12 +219,17 @@ class SupervisorApp(ConsoleApp):
         row = table.cursor_row
         table.clear()
         for call in self.calls:
+            agent = self.call_agents.get(self.call_key(call["call_id"]), "")
             table.add_row(
-                call["caller"], call["callee"], call["state"], call["started"][11:19],
+                call["caller"], agent or call["callee"], call["state"], call["started"][11:19],
                 key=call["call_id"],
             )
         if table.row_count:
             table.move_cursor(row=min(row, table.row_count - 1))
+
+    def call_key(self, call_id: str) -> str:
+        """The id the call routes take for a call ``/api/calls`` listed."""
+        return call_id if "/" in call_id else self.call_keys.get(call_id, call_id)
 
     # -- actions -------------------------------------------------------------------------
 
@@ -223,7 +238,7 @@ class SupervisorApp(ConsoleApp):
         if self.api is None or not self.calls:
             self.say("no live call to monitor")
             return
-        call_id = self.calls[min(table.cursor_row, len(self.calls) - 1)]["call_id"]
+        call_id = self.call_key(self.calls[min(table.cursor_row, len(self.calls) - 1)]["call_id"])
         phone = self.credentials.profile.extension if self.credentials else ""
         if not phone:
             self.say("log in with your phone's extension to listen in", error=True)

@@ -177,6 +177,9 @@ async def test_the_phone_rings_and_the_caller_pops_within_a_second_then_wrap_up(
             assert (await out.final()).status == 200
             await until(pilot, lambda: bar.state == "on-call", what="on call")
             assert panel.phase == "on call"
+            # The wallboard lists the call under its agent, with the id the call routes take.
+            await until(pilot, lambda: board.call_agents.get(event.call_id) == "1001")
+            assert [board.call_key(c["call_id"]) for c in board.calls] == [event.call_id]
             # The call-control routes come with a later server: one clear line, no traceback.
             notice = app.query_one("#notice")
             await pilot.press("o")
