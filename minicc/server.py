@@ -9,13 +9,14 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from minicc import runtime
 from minicc.bus import EventBus
 from minicc.config import ServeConfig
-from minicc.events import CallEnded
+from minicc.events import CallEnded, CallTransferred, DispositionSet, VoicemailLeft
 from minicc.queue.agents import AgentState
 from minicc.queue.engine import CallbackOutcome, CallCenter
 from minicc.queue.prompts import ClipCache, PromptCatalogue
@@ -24,6 +25,7 @@ from minicc.store.callcenter import CallCenterStore, tenant_prompts_dir
 from minicc.store.control import ControlStore
 from minicc.store.supervisors import read_supervisors
 from minicc.store.tenant import TenantStore
+from minicc.store.transfers import record_transfer
 from minicc.switch.control import CallObserver
 from minicc.switch.registrar import Binding as RegBinding
 from minicc.switch.sip.guard import GuardSettings
@@ -42,8 +44,6 @@ log = logging.getLogger(__name__)
 REFRESH_INTERVAL = 1.0
 # How often the queue engine's live statistics are saved for `minicc queue stats`.
 STATS_INTERVAL = 5.0
-# The longest the loop waits for a callback row id (a rare, caller-initiated write).
-CALLBACK_WRITE_TIMEOUT = 2.0
 
 
 @dataclass(slots=True)
@@ -123,6 +123,13 @@ _AGENT_STATES = {
     "paused": AgentState.PAUSED,
     "logged-out": AgentState.LOGGED_OUT,
 }
+
+
+def _log_failure(done: Future[Any], what: str) -> None:
+    """Log a queued write that failed (nobody waits for these futures)."""
+    exc = done.exception()
+    if exc is not None:
+        log.error("%s: %s", what, exc)
 
 
 def to_record(tenant: str, b: RegBinding) -> models.Binding:
@@ -253,13 +260,30 @@ class Server:
     async def _write_cdrs(self, sub) -> None:  # type: ignore[no-untyped-def]
         try:
             async for event in sub:
-                if isinstance(event, CallEnded):
-                    self._store_cdr(event)
+                self._store_record(event)
         finally:
             # Whatever is still queued at shutdown is written, not lost.
             while (event := sub.get_nowait()) is not None:
-                if isinstance(event, CallEnded):
-                    self._store_cdr(event)
+                self._store_record(event)
+
+    def _store_record(self, event: object) -> None:
+        """What the store keeps of an event: CDRs, transfers, voicemails, dispositions."""
+        if isinstance(event, CallEnded):
+            self._store_cdr(event)
+        elif isinstance(event, CallTransferred):
+            self._store_transfer(event)
+        elif isinstance(event, VoicemailLeft | DispositionSet):
+            store = self.stores.callcenter(event.tenant)
+            if store is None:
+                log.error("no store for tenant %s; %s lost", event.tenant, event)
+                return
+            future: Future[Any] = (
+                store.save_voicemail(event)
+                if isinstance(event, VoicemailLeft)
+                else store.save_call_disposition(event)
+            )
+            what = f"tenant {event.tenant}: {type(event).__name__} of {event.call_key}"
+            future.add_done_callback(lambda done: _log_failure(done, f"{what} not stored"))
 
     def _store_cdr(self, event: CallEnded) -> None:
         store = self.stores.tenant(event.tenant)
@@ -268,6 +292,11 @@ class Server:
             return
         # submit() queues to the writer thread: the loop never waits on SQLite.
         store.insert_cdr(event.record)
+
+    def _store_transfer(self, event: CallTransferred) -> None:
+        store = self.stores.tenant(event.tenant)
+        if store is not None:
+            record_transfer(store.db, event, time.time())
 
     async def _refresh_directory(self) -> None:
         while True:
@@ -339,33 +368,29 @@ class Server:
 
     def _persist_callback(
         self, tenant: str, pending: PendingCallback, outcome: CallbackOutcome | None
-    ) -> int:
+    ) -> None:
         store = self.stores.callcenter(tenant)
         if store is None:
-            return 0
+            return
         if outcome is not None:
             status = "done" if outcome is CallbackOutcome.CONNECTED else "failed"
-            store.update_callback(
+            future: Future[Any] = store.update_callback(
                 pending.id, status=status, attempts=pending.attempts, result=outcome.value
             )
-            return pending.id
-        if pending.id:
-            store.update_callback(pending.id, attempts=pending.attempts)
-            return pending.id
-        # The row id names the callback from here on, so this one write is awaited; it is
-        # rare (a caller pressed 1) and short (one INSERT on the writer thread).
-        future = store.add_callback(
-            pending.queue,
-            pending.number,
-            joined_at=pending.joined_at,
-            name=pending.name,
-            priority=pending.priority,
+        else:
+            # The engine named the callback itself: the write is queued, never waited for.
+            future = store.add_callback(
+                pending.queue,
+                pending.number,
+                joined_at=pending.joined_at,
+                name=pending.name,
+                priority=pending.priority,
+                attempts=pending.attempts,
+                callback_id=pending.id,
+            )
+        future.add_done_callback(
+            lambda done: _log_failure(done, f"tenant {tenant}: callback {pending.id} not stored")
         )
-        try:
-            return future.result(timeout=CALLBACK_WRITE_TIMEOUT).id
-        except Exception:
-            log.exception("tenant %s: callback for %s not stored", tenant, pending.number)
-            return 0
 
     async def _save_stats(self) -> None:
         assert self.callcenter is not None

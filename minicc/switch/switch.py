@@ -254,6 +254,11 @@ class Switch:
         """:meth:`CallControl.hangup <minicc.switch.control.CallControl.hangup>`."""
         self._app.hangup(key, status=status)
 
+    def transfer(self, key: str, target: str) -> None:
+        """:meth:`CallControl.transfer <minicc.switch.control.CallControl.transfer>`;
+        see :mod:`minicc.switch.transfer`."""
+        self._app_b2bua.transfers.transfer(key, target)
+
     def hold(self, key: str) -> bool:
         """:meth:`CallControl.hold <minicc.switch.control.CallControl.hold>`."""
         return self._app.hold(key)
@@ -294,6 +299,38 @@ class Switch:
         )
         self._flush()
         return key
+
+    def record_call(self, key: str, on: bool) -> bool:
+        """:meth:`CallControl.record_call <minicc.switch.control.CallControl.record_call>`."""
+        return self._app.recordings.record_call(key, on)
+
+    def pause_recording(self, key: str) -> bool:
+        """:meth:`CallControl.pause_recording
+        <minicc.switch.control.CallControl.pause_recording>`."""
+        return self._app.recordings.pause_recording(key)
+
+    def resume_recording(self, key: str) -> bool:
+        """:meth:`CallControl.resume_recording
+        <minicc.switch.control.CallControl.resume_recording>`."""
+        return self._app.recordings.resume_recording(key)
+
+    def record(
+        self,
+        key: str,
+        box: str,
+        *,
+        max_seconds: float,
+        stop_digits: str = "#",
+        silence_timeout: float | None = None,
+    ) -> int:
+        """:meth:`CallControl.record <minicc.switch.control.CallControl.record>`."""
+        return self._app.recordings.record(
+            key,
+            box,
+            max_seconds=max_seconds,
+            stop_digits=stop_digits,
+            silence_timeout=silence_timeout,
+        )
 
     def find_call(self, tenant: str, extension: str) -> str | None:
         """:meth:`CallControl.find_call <minicc.switch.control.CallControl.find_call>`."""
