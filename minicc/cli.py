@@ -35,6 +35,7 @@ from minicc.cli_recording import RECORDING_COMMANDS
 from minicc.cli_tenants import LIFECYCLE_COMMANDS
 from minicc.cli_tokens import TOKEN_COMMANDS
 from minicc.cli_trunks import TRUNK_COMMANDS
+from minicc.cli_tui import TUI_COMMANDS, adopt_subcommands
 from minicc.config import ConfigError, env_var, load_serve_config, resolve_data_dir
 from minicc.store.callcenter import CallCenterStore, tenant_prompts_dir
 from minicc.store.control import (
@@ -792,6 +793,9 @@ for _command in (*CALLCENTER_COMMANDS, *TOKEN_COMMANDS, *AUDIT_COMMANDS, *TRUNK_
     cli.add_command(_command)
 for _command in LIFECYCLE_COMMANDS:
     tenant.add_command(_command)
+for _command in TUI_COMMANDS:  # `minicc agent` alone: the console; `agent list`: as before
+    adopt_subcommands(_command, cli.commands.get(_command.name or ""))
+    cli.add_command(_command)
 
 # -- voicemail and disposition codes (minicc/cli_recording.py) -------------------------------
 
