@@ -18,6 +18,7 @@ from minicc import __version__
 from minicc.api import (
     errors,
     events_stream,
+    routes_actions,
     routes_agents,
     routes_calls,
     routes_monitors,
@@ -64,6 +65,7 @@ def create_app(server: Server) -> FastAPI:
         routes_agents,
         routes_queues,
         routes_calls,
+        routes_actions,
         routes_monitors,
         events_stream,
     ):
