@@ -5,8 +5,9 @@ the engine decides where a blind transfer may go and what the caller then hears:
 
 - :meth:`TransferEngine.transfer_route` (called by the switch while the REFER is handled):
   a tenant number leads where the number plan says (a queue or an IVR flow: the engine takes
-  the caller back; an extension: rung), an extension of the tenant is rung, anything else is
-  refused with 403: outside numbers need a trunk, and there are none yet (issue 6).
+  the caller back; an extension: rung), an extension of the tenant is rung, an outside
+  number goes out through the tenant's trunk when its dial rules allow it, anything else is
+  refused with 403.
 - :meth:`TransferEngine.call_transferred`: the transferring agent's part of the call is over,
   so they go to wrap-up (the queue's wrap-up time) exactly as if the call had ended for them.
   Then, blind to an extension: "transferring", music, the extension rings; nobody answers

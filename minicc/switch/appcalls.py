@@ -292,9 +292,10 @@ class AppCalls:
             log.warning("%s: ring %s refused: not answered yet or already bridged", key, extension)
             self._tell_soon(key, "ring_result", attempt_id, RingResult.FAILED)
             return attempt_id
-        if extension not in call.tenant.extensions:
-            log.warning("%s: ring: %s is no extension of %s", key, extension, call.tenant.name)
-        targets = b2bua._contacts.targets(call.tenant.name, extension)
+        # A number that is no extension (an agent's transfer to an outside number) goes out
+        # through the tenant's trunk, within its dial rules, or not at all.
+        outside = extension not in call.tenant.extensions
+        targets = b2bua._contacts.targets(call.tenant.name, extension, outside=outside)
         if not targets:
             # Always reported on a later turn of the loop, never from inside ring() itself.
             self._tell_soon(key, "ring_result", attempt_id, RingResult.UNAVAILABLE)

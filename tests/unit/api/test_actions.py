@@ -8,7 +8,9 @@ from click.testing import CliRunner
 from minicc.cli import cli
 from minicc.events import CallTransferred, DispositionSet
 from minicc.store.tokens import Role
+from minicc.switch.sip.peer import Transport
 from tests.unit.api.conftest import Live, bearer, next_event, ringing_call, until
+from tests.unit.switch.ua import HOST, Account, SipUA
 
 
 def run(live: Live, *args: str) -> None:
@@ -79,3 +81,29 @@ async def test_views_carry_what_the_consoles_need(live: Live, client: httpx.Asyn
         agent = (await client.get("/api/agent", headers=bearer(call.agent_token))).json()
         assert agent["call_id"] == call.call_id and agent["state"] == "on-call"
         assert "available" in agent["time_in"]
+
+
+async def test_a_transfer_to_an_outside_number_goes_out_through_the_trunk(
+    live: Live, client: httpx.AsyncClient
+) -> None:
+    carrier = await SipUA(
+        Account("gw", "-", "carrier.example"),
+        (HOST, live.server.switch.ports[Transport.UDP]),
+        host="127.0.0.2",
+    ).start()
+    try:
+        args = ["--tenant", "acme", "--address", "127.0.0.2", "--port", str(carrier.port)]
+        run(live, "trunk", "add", "carrier", *args)
+        run(live, "trunk", "rules", "--tenant", "acme", "--allow", "030")
+        switch = live.server.switch
+        await until(lambda: switch.dialable("acme", "0301234567"))
+        async with ringing_call(live, client) as call:
+            await call.answer()
+            path = f"/api/calls/{call.call_id}/transfer"
+            auth = bearer(call.agent_token)
+            reply = await client.post(path, json={"target": "0301234567"}, headers=auth)
+            assert reply.status_code == 202
+            inc = await carrier.incoming(timeout=10.0)
+            assert inc.invite.uri == f"sip:0301234567@127.0.0.2:{carrier.port}"
+    finally:
+        carrier.close()
