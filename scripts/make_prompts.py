@@ -305,8 +305,19 @@ def make_tones(out: Path, tmp: Path) -> None:
         parts.append(part)
     run("sox", *parts, tmp / "whisper.wav")
     write_ulaw_wav(to_raw(tmp / "whisper.wav"), out / COMMON / "agent_whisper_tone.wav")
+    make_ringback(out, tmp)
     seconds = make_moh(out / COMMON / "moh.wav", tmp)
-    log.info("common: beep, agent_whisper_tone, moh (%.2f s)", seconds)
+    log.info("common: beep, agent_whisper_tone, ringback, moh (%.2f s)", seconds)
+
+
+def make_ringback(out: Path, tmp: Path) -> None:
+    """Ringing tone, one cadence (looped by the player): 425 Hz, 1 s on, 4 s off (ETSI
+    TR 101 041 / ITU-T E.180), what a caller hears while an extension rings for voicemail."""
+    tone = tmp / "ringback.wav"
+    run("sox", "-D", "-n", "-r", RATE, "-c", 1, "-b", 16, tone,
+        "synth", 1.0, "sine", 425, "fade", "h", 0.01, 1.0, 0.01, "vol", -13, "dB",
+        "pad", 0, 4.0)  # fmt: skip
+    write_ulaw_wav(to_raw(tone), out / COMMON / "ringback.wav")
 
 
 def tool_version(*cmd: str) -> str:
@@ -331,7 +342,7 @@ def write_readme(out: Path) -> None:
         "ship under the project's licence.\n"
         f"- Format: 8 kHz mono 8-bit mu-law WAV (format tag 7). Total {sizes / 1e6:.2f} MB.\n\n"
         "Layout: `<lang>/<name>.wav` (speech), `common/<name>.wav` (beep, agent_whisper_tone, "
-        "moh). Tenants override any prompt by uploading the same name; see "
+        "ringback, moh). Tenants override any prompt by uploading the same name; see "
         "`minicc/queue/prompts.py`.\n",
         encoding="utf-8",
     )

@@ -13,7 +13,8 @@ ANSWERING                 nothing yet: the switch has not reported the answer
 IVR                       the flow's prompts, or the flow waits on a timer
 QUEUED                    music on hold, or an announcement
 CALLBACK_OFFER            "press 1 to be called back", then music until the window ends
-RINGING_EXTENSION         "transferring", then music while the extension rings
+RINGING_EXTENSION         "transferring", then music while the extension rings (a
+                          direct call with voicemail: the ringing tone)
 CONNECTED                 the agent or the extension (bridged by the switch)
 CLOSING                   a last prompt (goodbye, callback confirmed), then a hang-up
 ENDED                     -
@@ -82,6 +83,7 @@ CALL_TRANSITIONS: dict[tuple[CallPhase, CallInput], CallPhase] = {
     (_P.ANSWERING, _C.OFFER_CALLBACK): _P.CALLBACK_OFFER,
     (_P.ANSWERING, _C.CLOSE): _P.CLOSING,
     (_P.ANSWERING, _C.END): _P.ENDED,
+    (_P.ANSWERING, _C.RING_EXTENSION): _P.RINGING_EXTENSION,  # direct call, voicemail
     (_P.IVR, _C.JOIN): _P.QUEUED,
     (_P.IVR, _C.OFFER_CALLBACK): _P.CALLBACK_OFFER,
     (_P.IVR, _C.RING_EXTENSION): _P.RINGING_EXTENSION,

@@ -26,10 +26,10 @@ from collections.abc import Iterable
 from minicc.queue.agents import TRANSITIONS, AgentInput, AgentState, AgentStateError
 from minicc.queue.engine_calls import CallInput, CallPhase, LiveCall, PlayKind
 from minicc.queue.engine_core import EngineDeps
+from minicc.queue.engine_direct import DirectEngine
 from minicc.queue.engine_features import FeatureEngine
 from minicc.queue.engine_hold import HoldEngine
 from minicc.queue.engine_queues import QueueRuntime
-from minicc.queue.engine_transfer import TransferEngine
 from minicc.queue.ivr import (
     Action,
     CallerHungUp,
@@ -69,7 +69,7 @@ log = logging.getLogger(__name__)
 DEFAULT_PAUSE_REASON = "paused"
 
 
-class TenantEngine(FeatureEngine, HoldEngine, TransferEngine):
+class TenantEngine(FeatureEngine, HoldEngine, DirectEngine):
     """A tenant's queue engine (module docstring). Every method takes engine time ``now``."""
 
     def __init__(self, setup: CallCenterSetup, deps: EngineDeps, now: float) -> None:
@@ -243,10 +243,10 @@ class TenantEngine(FeatureEngine, HoldEngine, TransferEngine):
         if target is None:
             check = self._deps.is_extension
             if check is None or check(incoming.number):
-                return Route(kind=RouteKind.EXTENSION, extension=incoming.number)
+                return self._direct_route(incoming, incoming.number)
             return Route(kind=RouteKind.REJECT, status=404)
         if target.kind is TargetKind.EXTENSION:
-            return Route(kind=RouteKind.EXTENSION, extension=target.name)
+            return self._direct_route(incoming, target.name)
         if target.kind is TargetKind.IVR and target.name not in self.flows:
             log.error("number %s: flow %r is not loaded", incoming.number, target.name)
             return Route(kind=RouteKind.REJECT, status=503)
@@ -272,6 +272,8 @@ class TenantEngine(FeatureEngine, HoldEngine, TransferEngine):
             return
         if call.target.kind is TargetKind.QUEUE:
             self._join(call, call.target.name, 0, None, now)
+        elif call.target.kind is TargetKind.EXTENSION:
+            self._ring_direct(call, now)  # voicemail if unanswered (engine_direct)
         else:
             flow = self.flows.get(call.target.name)
             if flow is None:

@@ -475,6 +475,7 @@ ENGINE_PROMPTS = (
     "transferring",
     "all_agents_busy",
     "agent_whisper_tone",
+    "ringback",
     "moh",
 )
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
+from minicc.queue.mailbox import VoicemailPlan
 from minicc.queue.models import Member, QueueConfig
 
 
@@ -129,3 +130,6 @@ class CallCenterSetup:
     """Wrap-up disposition codes agents pick from."""
     end_wrap_up_on_disposition: bool = False
     """Whether setting a disposition during wrap-up ends the wrap-up (the agent is ready)."""
+    voicemail: VoicemailPlan = field(default_factory=VoicemailPlan)
+    """Which extensions take unanswered direct calls into their mailbox
+    (:mod:`minicc.queue.mailbox`)."""

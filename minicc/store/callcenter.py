@@ -40,6 +40,7 @@ from minicc.store.flows import (
     StoredFlow,
     tenant_prompts_dir,
 )
+from minicc.store.mailboxes import read_plan
 from minicc.store.queues import (
     QueueTables,
     queue_config,
@@ -109,4 +110,5 @@ class CallCenterStore(
             callbacks=tuple(record.callback for record in callbacks),
             dispositions=dispositions,
             end_wrap_up_on_disposition=self._ends_wrap_up(conn),
+            voicemail=read_plan(conn),
         )

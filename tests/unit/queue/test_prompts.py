@@ -69,6 +69,7 @@ ISSUE_PROMPTS = (
     "expected_delivery",
     "not_found",
     "agent_whisper_tone",
+    "ringback",
     "moh",
 )
 FLOWS = Path(__file__).resolve().parents[3] / "minicc" / "queue" / "flows"
