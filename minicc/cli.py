@@ -37,6 +37,7 @@ from minicc.cli_tokens import TOKEN_COMMANDS
 from minicc.cli_trunks import TRUNK_COMMANDS
 from minicc.cli_tui import TUI_COMMANDS, adopt_subcommands
 from minicc.config import ConfigError, env_var, load_serve_config, resolve_data_dir
+from minicc.queue.mailbox import check_ring_seconds
 from minicc.store.callcenter import CallCenterStore, tenant_prompts_dir
 from minicc.store.control import (
     RECORDINGS_DIR,
@@ -45,6 +46,7 @@ from minicc.store.control import (
     validate_tenant_name,
 )
 from minicc.store.database import StoreError
+from minicc.store.mailboxes import describe, set_mailbox
 from minicc.store.supervisors import set_supervisor
 from minicc.store.tenant import validate_extension, validate_password
 from minicc.store.transfers import transfers_by_call
@@ -538,6 +540,19 @@ def user_add(
     default=None,
     help="Grant or withdraw monitoring (listen, whisper, barge; docs/supervisor.md).",
 )
+@click.option(
+    "--voicemail",
+    type=click.Choice(["on", "off"]),
+    default=None,
+    help="Unanswered, busy or unreachable direct calls go to the extension's mailbox.",
+)
+@click.option(
+    "--voicemail-ring",
+    type=float,
+    default=None,
+    metavar="SECONDS",
+    help="How long the phones ring before voicemail (5-120; default: the tenant's, else 20).",
+)
 @click.pass_context
 def user_set(
     ctx: click.Context,
@@ -545,20 +560,39 @@ def user_set(
     tenant_name: str,
     extension: str,
     supervisor: bool | None,
+    voicemail: str | None,
+    voicemail_ring: float | None,
 ) -> None:
     """Change a SIP login of a tenant."""
-    if supervisor is None:
-        raise click.UsageError("nothing to change: give --supervisor or --no-supervisor")
+    if supervisor is None and voicemail is None and voicemail_ring is None:
+        raise click.UsageError(
+            "nothing to change: give --supervisor/--no-supervisor, --voicemail on|off "
+            "or --voicemail-ring SECONDS"
+        )
     try:
         validate_extension(extension)
+        if voicemail_ring is not None:
+            check_ring_seconds(voicemail_ring)
     except StoreError as exc:
         raise _usage(exc) from exc
+    except ValueError as exc:
+        raise click.UsageError(f"--voicemail-ring: {exc}") from exc
     with _control(ctx, data_dir) as control:
         target = _tenant(control, tenant_name)
         with control.open_tenant(target) as store:
-            set_supervisor(store, extension, supervisor)
-    state = "is now a supervisor" if supervisor else "is no longer a supervisor"
-    click.echo(f"extension {extension} of tenant {target.name} {state}")
+            if supervisor is not None:
+                set_supervisor(store, extension, supervisor)
+                state = "is now a supervisor" if supervisor else "is no longer a supervisor"
+                click.echo(f"extension {extension} of tenant {target.name} {state}")
+            if voicemail is not None or voicemail_ring is not None:
+                enabled = None if voicemail is None else voicemail == "on"
+                try:
+                    rule = set_mailbox(
+                        store, extension, enabled=enabled, ring_seconds=voicemail_ring
+                    )
+                except StoreError as exc:
+                    raise _usage(exc) from exc
+                click.echo(f"extension {extension} of tenant {target.name}: {describe(rule)}")
 
 
 def _user_json(

@@ -24,6 +24,7 @@ from minicc.cli_callcenter import (
     _print_json,
     _tenant_option,
 )
+from minicc.cli_mailbox import MAILBOX_COMMANDS
 from minicc.store.database import StoreError
 from minicc.store.voicemail import Voicemail
 
@@ -217,6 +218,9 @@ def disposition_end_wrap_up(
         "a disposition ends the wrap-up" if on else "a disposition leaves the wrap-up running"
     )
 
+
+for _command in MAILBOX_COMMANDS:  # voicemail on direct calls (minicc/cli_mailbox.py)
+    voicemail_group.add_command(_command)
 
 RECORDING_COMMANDS: tuple[click.Command, ...] = (voicemail_group, disposition_group)
 """The groups :mod:`minicc.cli` adds to ``minicc``."""

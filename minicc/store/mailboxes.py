@@ -16,11 +16,17 @@ import logging
 import sqlite3
 from types import MappingProxyType
 
-from minicc.queue.mailbox import MailboxRule, VoicemailPlan, check_ring_seconds
+from minicc.queue.mailbox import (
+    DEFAULT_RING_SECONDS,
+    MailboxRule,
+    VoicemailPlan,
+    check_ring_seconds,
+)
+from minicc.store.ccbase import CallCenterBase
 from minicc.store.database import StoreError
 from minicc.store.tenant import TenantStore, validate_extension
 
-__all__ = ["DEFAULT_ROW", "read_plan", "read_voicemail_plan", "set_mailbox"]
+__all__ = ["DEFAULT_ROW", "describe", "read_plan", "read_voicemail_plan", "set_mailbox"]
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +43,7 @@ CREATE TABLE IF NOT EXISTS extension_voicemail (
 
 
 def set_mailbox(
-    store: TenantStore,
+    store: TenantStore | CallCenterBase,
     extension: str | None,
     *,
     enabled: bool | None = None,
@@ -63,7 +69,7 @@ def set_mailbox(
         try:
             check_ring_seconds(ring_seconds)
         except ValueError as exc:
-            raise StoreError(f"--voicemail-ring: {exc}") from exc
+            raise StoreError(str(exc)) from exc
     key = DEFAULT_ROW if extension is None else extension
 
     def write(conn: sqlite3.Connection) -> MailboxRule:
@@ -123,6 +129,17 @@ def read_plan(conn: sqlite3.Connection) -> VoicemailPlan:
     return VoicemailPlan(default=default, extensions=MappingProxyType(rules))
 
 
-def read_voicemail_plan(store: TenantStore) -> VoicemailPlan:
+def read_voicemail_plan(store: TenantStore | CallCenterBase) -> VoicemailPlan:
     """The tenant's plan (none set: voicemail off everywhere)."""
     return store.db.read(read_plan)
+
+
+def describe(rule: MailboxRule, default: MailboxRule | None = None) -> str:
+    """A rule in words, for the CLI: ``voicemail on after 20 s of ringing``."""
+    ring = rule.ring_seconds
+    if ring is None and default is not None:
+        ring = default.ring_seconds
+    shown = f"{ring:g} s" if ring is not None else f"{DEFAULT_RING_SECONDS:g} s (default)"
+    if not rule.enabled:
+        return f"voicemail off (ring time when on: {shown})"
+    return f"voicemail on after {shown} of ringing"
