@@ -566,7 +566,7 @@ def user_set(
     """Change a SIP login of a tenant."""
     if supervisor is None and voicemail is None and voicemail_ring is None:
         raise click.UsageError(
-            "nothing to change: give --supervisor/--no-supervisor, --voicemail on|off "
+            "nothing to change: give --supervisor or --no-supervisor, --voicemail on|off "
             "or --voicemail-ring SECONDS"
         )
     try:
@@ -586,12 +586,7 @@ def user_set(
                 click.echo(f"extension {extension} of tenant {target.name} {state}")
             if voicemail is not None or voicemail_ring is not None:
                 enabled = None if voicemail is None else voicemail == "on"
-                try:
-                    rule = set_mailbox(
-                        store, extension, enabled=enabled, ring_seconds=voicemail_ring
-                    )
-                except StoreError as exc:
-                    raise _usage(exc) from exc
+                rule = set_mailbox(store, extension, enabled=enabled, ring_seconds=voicemail_ring)
                 click.echo(f"extension {extension} of tenant {target.name}: {describe(rule)}")
 
 

@@ -77,7 +77,6 @@ def test_tenant_default_and_rules(data: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("--extension", "1009", "--voicemail", "on"), "extension 1009 does not exist"),
         (("--extension", "1002", "--voicemail-ring", "500"), "--voicemail-ring: ring time 500"),
         (("--extension", "1002", "--voicemail", "maybe"), "'maybe' is not one of"),
         (("--extension", "1002"), "nothing to change"),
@@ -87,6 +86,13 @@ def test_bad_input_names_the_fix(data: Path, args: tuple[str, ...], message: str
     result = run(data, "user", "set", *T, *args)
     assert result.exit_code == 2, result.output
     assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_unknown_extension(data: Path) -> None:
+    result = run(data, "user", "set", *T, "--extension", "1009", "--voicemail", "on")
+    assert result.exit_code == 1, result.output
+    assert "extension 1009 does not exist in tenant acme" in result.output
     assert "Traceback" not in result.output
 
 
