@@ -10,7 +10,13 @@ import pytest
 from minicc.events import VoicemailLeft
 from minicc.queue.engine_calls import CallPhase
 from minicc.queue.mailbox import DEFAULT_RING_SECONDS, MailboxRule, VoicemailPlan
-from minicc.switch.control import PlaybackOutcome, RingResult, RouteKind
+from minicc.switch.control import (
+    PlaybackOutcome,
+    RingResult,
+    RouteKind,
+    TransferKind,
+    TransferReport,
+)
 from tests.unit.queue.engine_fakes import Rig, make_setup
 
 
@@ -144,3 +150,19 @@ def test_ringback_that_cannot_play_falls_back_to_music() -> None:
     key = rig.call("1002", caller="1001")
     rig.finish(key, PlaybackOutcome.ABORTED)  # e.g. a broken upload
     assert rig.switch.now_playing(key) == ["moh"]
+
+
+def test_the_answering_extension_can_blind_transfer_it() -> None:
+    rig = rig_with(ON_1002)
+    key = rig.call("1002", caller="1001")
+    rig.answer(key, "1002")
+    route = rig.engine.transfer_route(key, "1003")
+    assert route.kind is RouteKind.EXTENSION and route.extension == "1003"
+    report = TransferReport(
+        key=key, kind=TransferKind.BLIND, by="1002", target="1003", status=200, route=route
+    )
+    rig.engine.call_transferred(key, report, rig.now)
+    rig.check()
+    assert rig.switch.rung(key) == ["1002", "1003"]
+    rig.answer(key, "1003")
+    assert rig.engine.calls[key].phase is CallPhase.CONNECTED
