@@ -47,6 +47,7 @@ PROBES: dict[tuple[str, str], dict[str, str] | None] = {
     ("POST", "/api/calls/{call_id}/resume"): {"call_id": "@other-call"},
     ("GET", "/api/callbacks"): None,
     ("POST", "/api/calls/{call_id}/transfer"): {"call_id": "@other-call"},
+    ("POST", "/api/calls/{call_id}/conference"): {"call_id": "@other-call"},
     ("POST", "/api/calls/{call_id}/recording"): {"call_id": "@other-call"},
     ("PUT", "/api/calls/{call_id}/disposition"): {"call_id": "@other-call"},
     ("GET", "/api/dispositions"): None,
@@ -70,6 +71,7 @@ BODIES: dict[tuple[str, str], object] = {
     ("POST", "/api/calls/{call_id}/monitor"): {"mode": "listen", "extension": "1003"},
     ("PUT", "/api/monitors/{monitor_id}"): {"mode": "barge"},
     ("POST", "/api/calls/{call_id}/transfer"): {"target": "1001"},
+    ("POST", "/api/calls/{call_id}/conference"): {"target": "1001"},
     ("POST", "/api/calls/{call_id}/recording"): {"action": "start"},
     ("PUT", "/api/calls/{call_id}/disposition"): {"code": "sale"},
 }
