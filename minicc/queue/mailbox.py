@@ -70,6 +70,10 @@ class VoicemailPlan:
     """What extensions without a rule of their own get."""
     extensions: Mapping[str, MailboxRule] = field(default_factory=lambda: MappingProxyType({}))
     """Extension -> its own rule (wins over the default)."""
+    known: frozenset[str] = frozenset()
+    """The tenant's extensions: only these ever get voicemail. Numbers that are no extension
+    (an outside number a phone dials through the trunk) always stay plain calls, also under
+    a tenant-wide default."""
 
     def rule(self, extension: str) -> MailboxRule:
         """The rule that applies to ``extension``."""
@@ -79,7 +83,7 @@ class VoicemailPlan:
         """Seconds to ring ``extension`` before its mailbox takes the call, or None when
         calls to it stay plain calls (no voicemail)."""
         rule = self.rule(extension)
-        if not rule.enabled:
+        if not rule.enabled or extension not in self.known:
             return None
         if rule.ring_seconds is not None:
             return rule.ring_seconds

@@ -112,6 +112,7 @@ def read_plan(conn: sqlite3.Connection) -> VoicemailPlan:
     ).fetchone()
     if exists is None:
         return VoicemailPlan()
+    known = frozenset(str(row[0]) for row in conn.execute("SELECT extension FROM extensions"))
     default = MailboxRule(enabled=False)
     rules: dict[str, MailboxRule] = {}
     for extension, enabled, ring in conn.execute(
@@ -126,7 +127,7 @@ def read_plan(conn: sqlite3.Connection) -> VoicemailPlan:
             default = rule
         else:
             rules[str(extension)] = rule
-    return VoicemailPlan(default=default, extensions=MappingProxyType(rules))
+    return VoicemailPlan(default=default, extensions=MappingProxyType(rules), known=known)
 
 
 def read_voicemail_plan(store: TenantStore | CallCenterBase) -> VoicemailPlan:

@@ -66,6 +66,7 @@ def test_tenant_default_and_rules(data: Path) -> None:
     ok(data, "user", "set", *T, "--extension", "1001", "--voicemail", "off")
     plan = setup_plan(data)
     assert plan.ring_time("1002") == 25 and plan.ring_time("1001") is None
+    assert plan.ring_time("+4930555") is None  # no extension: never voicemail
     rows = json.loads(ok(data, "voicemail", "rules", *T, "--json").output)
     assert rows == [
         {"extension": None, "enabled": True, "ring_seconds": 25.0},

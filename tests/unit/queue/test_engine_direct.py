@@ -19,17 +19,21 @@ from minicc.switch.control import (
 )
 from tests.unit.queue.engine_fakes import Rig, make_setup
 
+EXTENSIONS = frozenset({"1001", "1002", "1003"})
+
 
 def plan(default: MailboxRule | None = None, **extensions: MailboxRule) -> VoicemailPlan:
     return VoicemailPlan(
         default=default or MailboxRule(enabled=False),
         extensions=MappingProxyType({k.removeprefix("e"): v for k, v in extensions.items()}),
+        known=EXTENSIONS,
     )
 
 
 def rig_with(voicemail: VoicemailPlan, numbers: dict[str, str] | None = None) -> Rig:
     setup = dataclasses.replace(make_setup(numbers=numbers), voicemail=voicemail)
-    return Rig(setup, is_extension=lambda n: n in {"1001", "1002", "1003"})
+    # Like the server's: the tenant's extensions, and outside numbers its trunk may dial.
+    return Rig(setup, is_extension=lambda n: n in EXTENSIONS or n.startswith("+"))
 
 
 ON_1002 = plan(e1002=MailboxRule(enabled=True, ring_seconds=15))
@@ -61,6 +65,13 @@ def test_did_mapped_to_the_extension_gets_it_too() -> None:
 def test_unknown_numbers_are_still_refused() -> None:
     rig = rig_with(plan(MailboxRule(enabled=True)))
     assert rig.route("9999").kind is RouteKind.REJECT
+
+
+def test_outside_numbers_stay_plain_calls_under_a_tenant_wide_default() -> None:
+    rig = rig_with(plan(MailboxRule(enabled=True)))
+    route = rig.route("+4930555", caller="1001")
+    assert route.kind is RouteKind.EXTENSION and route.extension == "+4930555"
+    assert rig.route("1003", caller="1001").kind is RouteKind.APPLICATION
 
 
 def test_calling_your_own_extension_is_a_plain_call() -> None:
