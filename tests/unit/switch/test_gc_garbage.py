@@ -40,7 +40,9 @@ async def test_calls_set_up_and_hung_up_leave_no_cyclic_garbage() -> None:
     finally:
         await bench.switch.stop(grace=0.0)
     # Not one object per call: a cycle per call would show as >= CALLS.
-    assert unreachable < CALLS // 4, f"{unreachable} objects in reference cycles after {CALLS} calls"
+    assert unreachable < CALLS // 4, (
+        f"{unreachable} objects in reference cycles after {CALLS} calls"
+    )
 
 
 def test_tune_sets_the_thresholds_and_freeze_empties_the_generations() -> None:
