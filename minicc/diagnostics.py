@@ -41,6 +41,7 @@ class StallMonitor:
         self._period = _Period()
         self._gc_start = 0.0
         self._task: asyncio.Task[None] | None = None
+        self._cpu0 = self._t0 = 0.0
 
     @classmethod
     def from_env(cls) -> StallMonitor | None:
@@ -71,6 +72,7 @@ class StallMonitor:
 
     async def _run(self) -> None:
         next_report = time.monotonic() + self.report_s
+        self._cpu0, self._t0 = time.process_time(), time.monotonic()
         while True:
             asked = time.monotonic()
             await asyncio.sleep(self.interval)
@@ -82,6 +84,9 @@ class StallMonitor:
 
     def _report(self) -> None:
         period, self._period = self._period, _Period()
+        cpu, now = time.process_time(), time.monotonic()
+        cpu_pct = (cpu - self._cpu0) / max(now - self._t0, 1e-9) * 100
+        self._cpu0, self._t0 = cpu, now
         lags = sorted(period.lags)
         if not lags:
             return
@@ -90,11 +95,13 @@ class StallMonitor:
             for g, v in sorted(period.gc_ms.items())
         )
         log.warning(
-            "loop lag p50 %.1f ms p99 %.1f ms max %.1f ms over %d samples; over 50 ms: %d; gc %s",
+            "loop lag p50 %.1f ms p99 %.1f ms max %.1f ms over %d samples; over 50 ms: %d;"
+            " process CPU %.0f %%; gc %s",
             lags[len(lags) // 2] * 1000,
             lags[int(len(lags) * 0.99)] * 1000,
             lags[-1] * 1000,
             len(lags),
             sum(1 for x in lags if x > 0.05),
+            cpu_pct,
             gcs or "none",
         )
