@@ -40,6 +40,7 @@ from minicc.switch.sip.errors import SipError
 from minicc.switch.sip.headers import Headers
 from minicc.switch.sip.message import Request, Response, make_response
 from minicc.switch.sip.peer import Peer, Transport
+from minicc.switch.sip.tokens import BufferedSystemRandom
 from minicc.switch.sip.transaction import TransactionLayer
 from minicc.switch.sip.uri import parse_uri, quote
 from minicc.tenants.directory import TenantEntry
@@ -180,7 +181,7 @@ class B2BUA:
         self._ring_timeout = ring_timeout
         self._recordings_dir = recordings_dir
         self._should_record = should_record
-        self._rng = rng or random.SystemRandom()
+        self._rng = rng or BufferedSystemRandom()
         # What the B2BUA queues in the transaction layer goes out when the switch drains it
         # after an input. Work that runs on its own (call set-up after the media ports are
         # bound, the ring timer) calls this to have its messages sent at once.
