@@ -31,12 +31,11 @@ from minicc.switch.registrar import Binding, Registrar
 from minicc.switch.sip import transaction as txm
 from minicc.switch.sip.auth import DigestServer, algorithms_for_client
 from minicc.switch.sip.errors import SipError, SipKeepAlive, SipParseError
-from minicc.switch.sip.message import Request, make_response
+from minicc.switch.sip.message import URI_CACHE, VIA_CACHE, Request, make_response
 from minicc.switch.sip.parser import parse_message, validate_request, validate_response
 from minicc.switch.sip.peer import Peer, Transport
 from minicc.switch.sip.tokens import BufferedSystemRandom
 from minicc.switch.sip.txlayer import response_destination, stamp_via
-from minicc.switch.sip.uri import parse_uri
 from minicc.switch.transport import StreamTransport, UdpTransport
 from minicc.tenants.directory import TenantDirectory, TenantEntry
 
@@ -459,7 +458,8 @@ class Switch:
 
     def _tenant_for(self, request: Request) -> TenantEntry | None:
         try:
-            host = parse_uri(request.uri).host_plain
+            # The shared parsed value (read only): no parse, no copy per request.
+            host = URI_CACHE(request.uri).host_plain
         except SipError:
             return None
         return self.directory.resolve_host(host)
@@ -467,8 +467,11 @@ class Switch:
     def _is_loop(self, request: Request) -> bool:
         """Our own Via in the INVITE means it went out from us and came back (RFC 3261 §16.3 4)."""
         me = self.settings.advertised_host.lower()
+        vias = [VIA_CACHE(v) for v in request.headers.get_list("Via")]  # shared, read only
+        if not any(v.host.lower() == me for v in vias):
+            return False
         ports = set(self.ports.values())
-        return any(v.host.lower() == me and (v.port or 5060) in ports for v in request.vias)
+        return any(v.host.lower() == me and (v.port or 5060) in ports for v in vias)
 
     def _authenticate(self, request: Request, source: Peer, tenant: TenantEntry) -> str | None:
         """Return the authenticated extension, or None after answering 401/403."""
