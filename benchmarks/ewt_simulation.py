@@ -15,18 +15,24 @@ Each estimate is compared with the wait the caller then actually had. Errors are
 for callers who found no idle agent (those who are announced a wait at all); callers who
 abandon have no actual wait and are left out. Seeded, so the table is reproducible.
 
-    python benchmarks/ewt_simulation.py [--calls 4000] [--seed 7]
+    python benchmarks/ewt_simulation.py [--calls 4000] [--seed 7] [--write]
+
+``--write`` also stores the table in ``benchmarks/results/ewt.json``, from which
+``python -m benchmarks.bench_switch report`` puts it into ``docs/performance.md``.
 """
 
 from __future__ import annotations
 
 import argparse
 import heapq
+import json
 import math
 import random
 import statistics
 import sys
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from minicc.queue.acd import pick
 from minicc.queue.agents import AgentBoard, AgentStateChanged
@@ -212,8 +218,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--calls", type=int, default=4000, help="callers per scenario")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--write", action="store_true", help="also write benchmarks/results/ewt.json"
+    )
     args = parser.parse_args(argv)
-    print(render(args.calls, args.seed))
+    table = render(args.calls, args.seed)
+    print(table)
+    if args.write:
+        flags = f"--calls {args.calls} --seed {args.seed} --write"
+        result = {
+            "benchmark": "ewt",
+            "command": f"python benchmarks/ewt_simulation.py {flags}",
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "table": table,
+        }
+        path = Path(__file__).resolve().parent / "results" / "ewt.json"
+        path.write_text(json.dumps(result, indent=1) + "\n")
     return 0
 
 

@@ -118,6 +118,15 @@ MICRO = [
     "`Switch` with its socket replaced by a list (`bench_callflow`).",
 ]
 
+EWT = [
+    "Issue 3 asks how close the announced wait comes to the wait a caller then has. "
+    "`benchmarks/ewt_simulation.py` replays seeded arrivals and lognormal talk times through "
+    "minicc's own ACD and agent state machine, announces minicc's estimate to every caller who "
+    "found no idle agent, and compares it with that caller's actual wait; the two other columns "
+    "are what Asterisk announces (total hold / calls) and the textbook position x AHT / agents. "
+    "How the estimate works: [ewt.md](ewt.md).",
+]
+
 WHERE_TIME_GOES = [
     "## Where the time goes",
     "",

@@ -344,6 +344,10 @@ def micro_section(micro: dict[str, Any]) -> list[str]:
     return lines
 
 
+def ewt_section(ewt: dict[str, Any]) -> list[str]:
+    return [f"`{ewt.get('command', '?')}` — {ewt.get('date', '?')}.", "", ewt["table"], ""]
+
+
 def verdicts(data: dict[str, dict[str, Any] | None]) -> list[list[str]]:
     rows = []
     cps, relay, media, held = data["cps"], data["cps-relay"], data["media"], data["held"]
@@ -452,6 +456,10 @@ def write_doc(path: Path = DOC) -> None:
     if data["micro"]:
         lines += ["## Micro-benchmarks (no network)", "", *narrative.MICRO, ""]
         lines += micro_section(data["micro"])
+    ewt = load("ewt")
+    if ewt:
+        lines += ["## Estimated wait: announced vs actual", "", *narrative.EWT, ""]
+        lines += ewt_section(ewt)
     lines += narrative.WHERE_TIME_GOES
     ab = ab_section()
     if ab:

@@ -30,6 +30,7 @@ from rich.table import Table
 from minicc import __version__
 from minicc.bootstrap import StartupError
 from minicc.cli_callcenter import CALLCENTER_COMMANDS
+from minicc.cli_tokens import TOKEN_COMMANDS
 from minicc.config import ConfigError, env_var, load_serve_config, resolve_data_dir
 from minicc.store.control import ControlStore, normalize_domain, validate_tenant_name
 from minicc.store.database import StoreError
@@ -606,7 +607,7 @@ def cdr_export(
 
 # -- call center: queue, number, ivr, agent, vip (minicc/cli_callcenter.py) ----------------
 
-for _command in CALLCENTER_COMMANDS:
+for _command in (*CALLCENTER_COMMANDS, *TOKEN_COMMANDS):
     cli.add_command(_command)
 
 

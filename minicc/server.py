@@ -9,6 +9,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from minicc import gcpolicy
 from minicc.bus import EventBus
@@ -28,6 +29,9 @@ from minicc.switch.sip.peer import Peer, Transport
 from minicc.switch.switch import Switch, SwitchSettings
 from minicc.tenants import models
 from minicc.tenants.directory import TenantDirectory
+
+if TYPE_CHECKING:
+    from minicc.api.context import ApiContext
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +176,8 @@ class Server:
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._http: object | None = None
+        self.api: ApiContext | None = None
+        """The HTTP API's state (tokens, event log), once the HTTP server runs."""
         self.started = time.time()
         self.callcenter: CallCenter | None = None
         if observer is None:
@@ -368,8 +374,12 @@ class Server:
         import uvicorn
 
         from minicc.api.app import create_app
+        from minicc.api.events_stream import feed
 
         app = create_app(self)
+        self.api = app.state.ctx
+        loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(feed(app.state.ctx, self.bus)))
         config = uvicorn.Config(
             app,
             host=self.config.bind,
@@ -388,6 +398,16 @@ class Server:
                 raise OSError(
                     f"HTTP server did not start on {self.config.bind}:{self.config.http_port}"
                 )
+
+    @property
+    def http_port(self) -> int | None:
+        """The HTTP port actually bound (``--http-port 0`` picks a free one)."""
+        servers = getattr(self._http, "servers", None)
+        if not servers:
+            return None
+        for sock in servers[0].sockets:
+            return int(sock.getsockname()[1])
+        return None
 
     async def _stop_http(self) -> None:
         if self._http is not None:

@@ -1,4 +1,10 @@
-"""FastAPI application factory. For now: health and a live status summary."""
+"""The HTTP API: FastAPI application factory.
+
+Routes live in the ``routes_*`` modules and :mod:`minicc.api.events_stream`; this module
+puts them together with the JSON error handling (:mod:`minicc.api.errors`) and keeps the
+two routes that need no token: the health check and the loopback-only status summary.
+The OpenAPI document is at ``/api/openapi.json``, browsable docs at ``/api/docs``.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,16 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI, HTTPException, Request
 
 from minicc import __version__
+from minicc.api import (
+    errors,
+    events_stream,
+    routes_agents,
+    routes_calls,
+    routes_queues,
+    routes_sessions,
+)
+from minicc.api.context import ApiContext
+from minicc.store.tokens import TokenStore
 
 if TYPE_CHECKING:
     from minicc.server import Server
@@ -15,8 +31,16 @@ if TYPE_CHECKING:
 
 def create_app(server: Server) -> FastAPI:
     app = FastAPI(
-        title="minicc", version=__version__, openapi_url="/api/openapi.json", docs_url="/api/docs"
+        title="minicc",
+        version=__version__,
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
     )
+    app.state.ctx = ApiContext(server=server, tokens=TokenStore(server.stores.control.db))
+    errors.install(app)
+    for module in (routes_sessions, routes_agents, routes_queues, routes_calls, events_stream):
+        app.include_router(module.router)
 
     @app.get("/api/health")
     def health() -> dict[str, str]:
@@ -34,7 +58,7 @@ def create_app(server: Server) -> FastAPI:
         """
         client = request.client.host if request.client else ""
         if client not in ("127.0.0.1", "::1"):
-            raise HTTPException(403, "status is only served to local clients for now")
+            raise HTTPException(403, "status is only served to clients on this machine")
         switch = server.switch
         b2bua = switch.b2bua
         return {

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from minicc.bus import EventBus
 from minicc.events import Event, Registered
 from minicc.queue.agents import AgentState
+from minicc.queue.engine_calls import CallbackJob, LiveCall
 from minicc.queue.engine_core import (
     VIP_PRIORITY,
     CallbackOutcome,
@@ -212,6 +213,31 @@ class CallCenter:
 
     def stats_snapshot(self, tenant: str) -> StatsSnapshot:
         return self._engines[tenant].stats_snapshot(self._now())
+
+    def live_call(self, tenant: str, key: str) -> LiveCall | None:
+        """A call of ``tenant`` the engine handles now (for the agent's screen pop), or None.
+
+        The object is the engine's own: read it, never change it.
+        """
+        engine = self._engines.get(tenant)
+        return engine.calls.get(key) if engine is not None else None
+
+    def callbacks(self, tenant: str) -> list[CallbackJob]:
+        """The tenant's callbacks waiting or being made, oldest place first (read only)."""
+        engine = self._engines.get(tenant)
+        if engine is None:
+            return []
+        return sorted(engine.callbacks.values(), key=lambda job: job.joined_wall)
+
+    def waited(self, tenant: str, key: str) -> float | None:
+        """Seconds the call has waited in its queue so far (None: not queued or unknown)."""
+        engine = self._engines.get(tenant)
+        call = engine.calls.get(key) if engine is not None else None
+        if engine is None or call is None or call.queue is None:
+            return None
+        runtime = engine.queues.get(call.queue)
+        entry = runtime.waiting.get(key) if runtime is not None else None
+        return None if entry is None else max(0.0, self._now() - entry.joined_at)
 
     def lookup_done(self, tenant: str, key: str, result: LookupResult) -> None:
         engine = self._engines.get(tenant)

@@ -49,6 +49,22 @@ MIGRATIONS: tuple[Migration, ...] = (
     """,
     # 2: per-tenant call recording (issue 2: "optional per-tenant recording of bridged calls").
     "ALTER TABLE tenants ADD COLUMN record_calls INTEGER NOT NULL DEFAULT 0;",
+    # 3: API tokens (issue 4). Only a SHA-256 digest of each token is kept: a stolen database
+    # gives no usable token. Sessions expire; admin tokens live until revoked.
+    """
+    CREATE TABLE api_tokens (
+        id INTEGER PRIMARY KEY,
+        digest TEXT NOT NULL UNIQUE,
+        tenant TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('agent', 'supervisor', 'admin')),
+        subject TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('session', 'long-lived')),
+        created_at REAL NOT NULL,
+        expires_at REAL,
+        revoked_at REAL
+    );
+    CREATE INDEX api_tokens_tenant ON api_tokens(tenant);
+    """,
 )
 
 _NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")

@@ -429,6 +429,15 @@ class TenantStore:
 
         return self.db.submit(insert)
 
+    def calls_with(self, number: str, limit: int = 5) -> list[CallRecord]:
+        """The latest calls from or to ``number``, newest first (an agent's screen pop)."""
+        rows = self.db.query(
+            "SELECT * FROM cdrs WHERE from_user = ? OR to_user = ? ORDER BY start DESC, id DESC"
+            " LIMIT ?",
+            (number, number, limit),
+        )
+        return [_row_to_cdr(r) for r in rows]
+
     def export_cdrs(
         self, since: datetime | None = None, until: datetime | None = None
     ) -> list[CallRecord]:
