@@ -28,15 +28,17 @@ INTRO = [
     "python -m benchmarks.bench_switch all --quick                   # a 2-minute smoke check",
     "```",
     "",
-    "**Priority.** The figures of the November 23 round (17:08 UTC onwards) were taken with "
-    "the benchmark run as `nice -n -5 python -m benchmarks.bench_switch ...`, so minicc, "
-    "sipp and the RTP probe ran at a higher priority than other work. Other engineers' test "
-    "suites kept the machine's load average at 4-8 on its 2 cores; at normal priority minicc "
-    "then got 25-35 % of a core whatever it needed, and the runs measured the scheduler: at "
-    "200 calls/s the old and the new server alike failed 8-11 % of calls with a median setup "
-    "time of 11-17 s, and the relay's loop fell 0.3-1.2 s behind at 30 % CPU. The *machine "
-    "busy* column still shows how much else ran. On a machine of its own no `nice` is "
-    "needed.",
+    "**Priority.** Other engineers' test suites kept this shared machine's load average at "
+    "4-8 during the November 23 round. The kernel schedules with autogroups "
+    "(`kernel.sched_autogroup_enabled=1`) and the harness starts minicc and each sipp in a "
+    "session of its own, so each got an equal share with every other busy session: 25-35 % "
+    "of a core, whatever it needed. At normal priority the runs measured that: at 200 "
+    "calls/s the old and the new server alike failed 8-22 % of calls with a median setup "
+    "time of 11-20 s at 25 % CPU, and the relay's loop fell 0.3-1.2 s behind at 30 % CPU. "
+    "The figures of that round from 17:13 UTC on were therefore taken with the autogroup of "
+    "minicc, of both sipps and of the RTP probe at nice -5 (`echo -5 > "
+    "/proc/PID/autogroup`, as root, for each of them once started); the *machine busy* "
+    "column still shows how much else ran. On a machine of its own none of this is needed.",
     "",
     "Kernel buffers: minicc asks for large UDP socket buffers; the kernel caps them at "
     "`net.core.rmem_max` / `wmem_max` (the values in force are listed below each run). With "
