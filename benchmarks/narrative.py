@@ -216,20 +216,47 @@ WHERE_TIME_GOES = [
     "kernel randomness; identity hashes for the enums used as dictionary keys on every "
     "message.",
     "",
+    "### What still limits (a)",
+    "",
+    "At 400 calls/s the event loop is saturated: 93 % of a core while calls were created in "
+    "the least busy run (machine 78 % busy), 5-8 % of the calls failed after "
+    "retransmissions. The server needs 2.5-3.5 ms of CPU per call (all threads, noisy on this "
+    "shared machine: the same server measured 2.54 and 3.50 ms in runs minutes apart), so "
+    "400 calls/s would need 1.0-1.4 cores on one thread; the target asks for about 2 ms. "
+    "What this round bought is the tail at moderate load, not throughput: at 200 calls/s "
+    "with the machine equally busy, setup p95 12-24 ms against 764-15,076 ms before, no "
+    "retransmissions against 458-27,000, and peak memory 157 MB against 198-203 MB. The "
+    "in-process call flow (`bench_callflow`) spends 3 % of its CPU in the collector instead "
+    "of 11 %, but its CPU per call did not move measurably (1,387 µs against 1,336 µs, "
+    "within this machine's drift: the parser benchmark, unchanged code, moved 10 % too). "
+    "Reaching 2 ms needs fewer Python operations per message, not scheduling: the profile is "
+    "flat (header access, URI and Via parsing, transaction bookkeeping, SDP), and the CDR "
+    "writer thread takes a tenth.",
+    "",
+    "Only 200 and 400 calls/s were measured in this round (the machine's load left no time "
+    "for the rates between), so *highest sustained rate* above reads 200; the previous "
+    "round's server sustained 350 on a quieter machine. The relay-on table and the "
+    "relay-on-vs-off lines still compare the previous round's relay runs (commit 06eef8f) "
+    "with this round's relay-off runs.",
+    "",
     "### Relayed media: what limits it here",
     "",
-    "The relay costs about 11 µs of CPU per packet (uvloop's receive, the Python hot path of "
-    "about 4 µs measured in-process with a stub socket, the `sendto`), so 500 calls "
-    "(50,000 packets/s) take ~57 % of one core and 700 calls ~80 %. In the runs of this "
-    "round no packet was lost (relay socket drops 0, probe loss 0 %), but the probe's PDV "
-    "p99 was 100-400 ms. The stall report during those runs shows why: the loop's lag rose "
-    "to 0.3-1.2 s for tens of seconds while the server's own CPU share was only 30-35 % and "
-    "no collection ran, with the machine's load average at 4-8 from other work; a relay that "
-    "needs 57 % of a core and gets 30 % falls behind, and every packet waits for the "
-    "backlog. That is the scheduler, not the relay's code. Moving the media plane to its "
-    "own process (DESIGN.md allows it) would not help on this machine: during the media runs "
-    "the signaling side is idle, so the relay already has the process to itself, and a "
-    "second process competes for the same two cores. It becomes worth it when signaling and "
+    "The relay costs about 10-11 µs of CPU per packet (uvloop's receive, the Python hot "
+    "path of about 4 µs measured in-process with a stub socket, the `sendto`): 500 calls "
+    "(50,000 packets/s) took 54-56 % of one core and 700 calls 66-71 %. Not one packet was "
+    "lost in any run of this round (relay socket drops 0, probe loss 0 % both ways, at 500 "
+    "and 700 calls), but the probe's PDV p99 was 65-540 ms, so (b) is not met. The stall "
+    "report during such runs shows why: the loop's lag rose to 0.3-1.2 s for tens of "
+    "seconds while the server's own CPU share was 30-35 % and no collection ran; the "
+    "machine was 98-100 % busy with other work throughout (the *direct* PDV, two probe "
+    "sockets without minicc, stayed under 1 ms because the probe needs little CPU). A "
+    "relay that needs 55-70 % of a core and gets less falls behind, and every packet waits "
+    "for the backlog: the scheduler, not the relay's code. The first run with the harness "
+    "fixed (500 calls, server before this round's changes, 88 % busy) looked the same: 0 "
+    "lost, PDV p99 101 ms, 57 % CPU, 11.5 µs per packet. Moving the media plane to its own "
+    "process (DESIGN.md allows it) would not help here: during the media runs the "
+    "signaling side is idle, so the relay already has the process to itself, and a second "
+    "process competes for the same two cores. It becomes worth it when heavy signaling and "
     "media load coincide.",
     "",
     "Not done, suggested: `Switch._is_loop` still builds the `ports` set for every INVITE "
@@ -243,12 +270,17 @@ AB = [
     "### Before and after, measured in the same session",
     "",
     "The signaling benchmark at 200 calls/s, the server run from a snapshot of each commit "
-    "(`--server-rev`), the two alternated so that both see the same load from other work on "
-    "the machine:",
+    "(`--server-rev`: aae937a before this round, 5edf7e5 after it), the two alternated so "
+    "that both see the same load from other work (the machine was 83-100 % busy). Only the "
+    "runs with the autogroup priority described at the top are in the table; a first pair "
+    "without it failed 22 % (before) and 8 % (after) of the calls. The sampler asks for "
+    "`/api/status?calls=false` in both; the old server ignores the parameter and still "
+    "lists every call, so its figures include that cost.",
     "",
     "```",
     "python -m benchmarks.bench_switch cps --rates 200 --runs 1 --server-rev aae937a "
-    "--label ab-before   # repeated, alternating with:",
-    "python -m benchmarks.bench_switch cps --rates 200 --runs 1 --server-rev HEAD --label ab-after",
+    "--label ab-before-N   # N = 2, 3, each followed by:",
+    "python -m benchmarks.bench_switch cps --rates 200 --runs 1 --server-rev 5edf7e5 "
+    "--label ab-after-N",
     "```",
 ]
