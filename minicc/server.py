@@ -5,30 +5,37 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from minicc import gcpolicy
+from minicc import gcpolicy, runtime
 from minicc.bus import EventBus
 from minicc.config import ServeConfig
 from minicc.diagnostics import StallMonitor
-from minicc.events import CallEnded
+from minicc.events import CallEnded, CallTransferred, DispositionSet, VoicemailLeft
 from minicc.queue.agents import AgentState
 from minicc.queue.engine import CallbackOutcome, CallCenter
 from minicc.queue.prompts import ClipCache, PromptCatalogue
 from minicc.queue.setup import AgentSetting, CallCenterSetup, PendingCallback
 from minicc.store.callcenter import CallCenterStore, tenant_prompts_dir
 from minicc.store.control import ControlStore
+from minicc.store.supervisors import read_supervisors
 from minicc.store.tenant import TenantStore
+from minicc.store.transfers import record_transfer
+from minicc.store.trunks import TrunkStore
 from minicc.switch.control import CallObserver
 from minicc.switch.registrar import Binding as RegBinding
+from minicc.switch.sip.guard import GuardSettings
 from minicc.switch.sip.peer import Peer, Transport
 from minicc.switch.switch import Switch, SwitchSettings
 from minicc.tenants import models
 from minicc.tenants.directory import TenantDirectory
+from minicc.tenants.trunks import DialRules, Trunk
 
 if TYPE_CHECKING:
     from minicc.api.context import ApiContext
@@ -40,8 +47,6 @@ log = logging.getLogger(__name__)
 REFRESH_INTERVAL = 1.0
 # How often the queue engine's live statistics are saved for `minicc queue stats`.
 STATS_INTERVAL = 5.0
-# The longest the loop waits for a callback row id (a rare, caller-initiated write).
-CALLBACK_WRITE_TIMEOUT = 2.0
 
 
 @dataclass(slots=True)
@@ -75,6 +80,10 @@ class Snapshot:
     """Tenants or extensions changed: the directory must be swapped."""
     setups: dict[str, CallCenterSetup]
     """Call-center setups of the tenants whose database changed."""
+    supervisors: dict[str, frozenset[str]] = field(default_factory=dict)
+    """Supervisor extensions of the tenants whose database changed."""
+    trunks: tuple[list[Trunk], dict[str, DialRules]] | None = None
+    """Every trunk and tenant's dial rules, read when the control database changed."""
 
 
 def _load_snapshot(stores: Stores) -> Snapshot:
@@ -88,6 +97,7 @@ def _load_snapshot(stores: Stores) -> Snapshot:
     tenants = stores.control.list_tenants()
     result = []
     setups: dict[str, CallCenterSetup] = {}
+    supervisors: dict[str, frozenset[str]] = {}
     for tenant in tenants:
         store = stores.tenants.get(tenant.name)
         if store is None:
@@ -100,9 +110,24 @@ def _load_snapshot(stores: Stores) -> Snapshot:
             stores.versions[tenant.name] = tv
             changed = True
             setups[tenant.name] = stores.callcenters[tenant.name].setup()
+            supervisors[tenant.name] = read_supervisors(store)
         result.append((tenant, store.all_extensions()))
+    names = {t.name for t in tenants}
+    for gone in [name for name in stores.tenants if name not in names]:
+        # Deleted (minicc tenant delete): let go of its database file.
+        stores.callcenters.pop(gone, None)
+        stores.versions.pop(gone, None)
+        stores.tenants.pop(gone).close()
+        changed = True
     default = stores.control.default_tenant()
-    return Snapshot(result, default.name if default else None, changed, setups)
+    trunks = None
+    if stores.versions.get("::trunks") != version:
+        stores.versions["::trunks"] = version
+        table = TrunkStore(stores.control)
+        trunks = (table.list(), table.rules())
+    return Snapshot(
+        result, default.name if default else None, changed, setups, supervisors, trunks
+    )
 
 
 _AGENT_STATES = {
@@ -110,6 +135,13 @@ _AGENT_STATES = {
     "paused": AgentState.PAUSED,
     "logged-out": AgentState.LOGGED_OUT,
 }
+
+
+def _log_failure(done: Future[Any], what: str) -> None:
+    """Log a queued write that failed (nobody waits for these futures)."""
+    exc = done.exception()
+    if exc is not None:
+        log.error("%s: %s", what, exc)
 
 
 def to_record(tenant: str, b: RegBinding) -> models.Binding:
@@ -166,6 +198,7 @@ class Server:
                 ring_timeout=config.ring_timeout,
                 media_relay=config.media_relay,
                 recordings_dir=config.data_dir / "recordings",
+                guard=GuardSettings(allow=config.guard_allow),
             ),
             self.directory,
             self.bus,
@@ -191,16 +224,20 @@ class Server:
                     tenant_prompts_dir(config.data_dir, tenant), cache=clips
                 ),
                 is_extension=self._is_extension,
+                is_supervisor=self.is_supervisor,
             )
             self.switch.observer = self.callcenter
         self._setups: dict[str, CallCenterSetup] = {}
+        self._supervisors: dict[str, frozenset[str]] = {}
         self._directory: tuple[object, str | None] = ([], None)
 
     async def start(self) -> None:
         snapshot = await asyncio.to_thread(_load_snapshot, self.stores)
         self._directory = (snapshot.tenants, snapshot.default)
         self.directory.replace(snapshot.tenants, snapshot.default)
+        self._apply_trunks(snapshot)
         self._apply_setups(snapshot.setups)
+        self._supervisors.update(snapshot.supervisors)
         now = time.time()
         for name, store in self.stores.tenants.items():
             records = await asyncio.to_thread(store.load_bindings, now)
@@ -236,13 +273,30 @@ class Server:
     async def _write_cdrs(self, sub) -> None:  # type: ignore[no-untyped-def]
         try:
             async for event in sub:
-                if isinstance(event, CallEnded):
-                    self._store_cdr(event)
+                self._store_record(event)
         finally:
             # Whatever is still queued at shutdown is written, not lost.
             while (event := sub.get_nowait()) is not None:
-                if isinstance(event, CallEnded):
-                    self._store_cdr(event)
+                self._store_record(event)
+
+    def _store_record(self, event: object) -> None:
+        """What the store keeps of an event: CDRs, transfers, voicemails, dispositions."""
+        if isinstance(event, CallEnded):
+            self._store_cdr(event)
+        elif isinstance(event, CallTransferred):
+            self._store_transfer(event)
+        elif isinstance(event, VoicemailLeft | DispositionSet):
+            store = self.stores.callcenter(event.tenant)
+            if store is None:
+                log.error("no store for tenant %s; %s lost", event.tenant, event)
+                return
+            future: Future[Any] = (
+                store.save_voicemail(event)
+                if isinstance(event, VoicemailLeft)
+                else store.save_call_disposition(event)
+            )
+            what = f"tenant {event.tenant}: {type(event).__name__} of {event.call_key}"
+            future.add_done_callback(lambda done: _log_failure(done, f"{what} not stored"))
 
     def _store_cdr(self, event: CallEnded) -> None:
         store = self.stores.tenant(event.tenant)
@@ -251,6 +305,11 @@ class Server:
             return
         # submit() queues to the writer thread: the loop never waits on SQLite.
         store.insert_cdr(event.record)
+
+    def _store_transfer(self, event: CallTransferred) -> None:
+        store = self.stores.tenant(event.tenant)
+        if store is not None:
+            record_transfer(store.db, event, time.time())
 
     async def _refresh_directory(self) -> None:
         while True:
@@ -266,7 +325,9 @@ class Server:
                 self._directory = (snapshot.tenants, snapshot.default)
                 self.directory.replace(snapshot.tenants, snapshot.default)
                 log.info("tenant directory reloaded (%d tenants)", len(snapshot.tenants))
+            self._apply_trunks(snapshot)
             self._apply_setups(snapshot.setups)
+            self._supervisors.update(snapshot.supervisors)
 
     # ----------------------------------------------------------------- call center
 
@@ -306,9 +367,24 @@ class Server:
                         "tenant %s: agent %s not set %s: %s", tenant, ext, setting.state, exc
                     )
 
+    def is_supervisor(self, tenant: str, extension: str) -> bool:
+        """Whether ``extension`` is marked a supervisor (``minicc user set --supervisor``)."""
+        return extension in self._supervisors.get(tenant, ())
+
     def _is_extension(self, tenant: str, number: str) -> bool:
-        entry = self.directory.get(tenant)
-        return entry is not None and number in entry.extensions
+        """What the engine may route as a direct call: an extension, or an outside number
+        the tenant's trunk and dial rules allow."""
+        return self.switch.dialable(tenant, number)
+
+    def _apply_trunks(self, snapshot: Snapshot) -> None:
+        if snapshot.trunks is None:
+            return
+        trunks, rules = snapshot.trunks
+        self.switch.trunks.replace(trunks, rules)
+        # A carrier's address is never blocked by the flood guard: its callers' mistyped
+        # numbers are not a password attack on the trunk.
+        self.switch.guard.allow(self.switch.trunks.addresses())
+        log.info("trunks loaded: %d", len(trunks))
 
     def _persist_agent(self, tenant: str, setting: AgentSetting) -> None:
         store = self.stores.callcenter(tenant)
@@ -317,33 +393,29 @@ class Server:
 
     def _persist_callback(
         self, tenant: str, pending: PendingCallback, outcome: CallbackOutcome | None
-    ) -> int:
+    ) -> None:
         store = self.stores.callcenter(tenant)
         if store is None:
-            return 0
+            return
         if outcome is not None:
             status = "done" if outcome is CallbackOutcome.CONNECTED else "failed"
-            store.update_callback(
+            future: Future[Any] = store.update_callback(
                 pending.id, status=status, attempts=pending.attempts, result=outcome.value
             )
-            return pending.id
-        if pending.id:
-            store.update_callback(pending.id, attempts=pending.attempts)
-            return pending.id
-        # The row id names the callback from here on, so this one write is awaited; it is
-        # rare (a caller pressed 1) and short (one INSERT on the writer thread).
-        future = store.add_callback(
-            pending.queue,
-            pending.number,
-            joined_at=pending.joined_at,
-            name=pending.name,
-            priority=pending.priority,
+        else:
+            # The engine named the callback itself: the write is queued, never waited for.
+            future = store.add_callback(
+                pending.queue,
+                pending.number,
+                joined_at=pending.joined_at,
+                name=pending.name,
+                priority=pending.priority,
+                attempts=pending.attempts,
+                callback_id=pending.id,
+            )
+        future.add_done_callback(
+            lambda done: _log_failure(done, f"tenant {tenant}: callback {pending.id} not stored")
         )
-        try:
-            return future.result(timeout=CALLBACK_WRITE_TIMEOUT).id
-        except Exception:
-            log.exception("tenant %s: callback for %s not stored", tenant, pending.number)
-            return 0
 
     async def _save_stats(self) -> None:
         assert self.callcenter is not None
@@ -398,6 +470,13 @@ class Server:
                 raise OSError(
                     f"HTTP server did not start on {self.config.bind}:{self.config.http_port}"
                 )
+        if self.http_port is not None:
+            runtime.write(
+                self.config.data_dir,
+                pid=os.getpid(),
+                bind=self.config.bind,
+                http_port=self.http_port,
+            )
 
     @property
     def http_port(self) -> int | None:
@@ -410,6 +489,7 @@ class Server:
         return None
 
     async def _stop_http(self) -> None:
+        runtime.clear(self.config.data_dir, os.getpid())
         if self._http is not None:
             self._http.should_exit = True  # type: ignore[attr-defined]
 

@@ -8,6 +8,7 @@ The OpenAPI document is at ``/api/openapi.json``, browsable docs at ``/api/docs`
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -19,14 +20,33 @@ from minicc.api import (
     events_stream,
     routes_agents,
     routes_calls,
+    routes_monitors,
     routes_queues,
     routes_sessions,
 )
 from minicc.api.context import ApiContext
 from minicc.store.tokens import TokenStore
+from minicc.switch.sip.guard import FloodGuard
 
 if TYPE_CHECKING:
     from minicc.server import Server
+
+
+def guard_status(guard: FloodGuard) -> dict[str, Any]:
+    """The flood guard's blocks, for ``/api/status`` and ``minicc status``."""
+    now = asyncio.get_running_loop().time()
+    return {
+        "dropped": guard.dropped,
+        "blocked": [
+            {
+                "address": b.address,
+                "offence": b.offence.value,
+                "offences": b.offences,
+                "seconds_left": round(b.until - now, 1),
+            }
+            for b in guard.blocks(now)
+        ],
+    }
 
 
 def create_app(server: Server) -> FastAPI:
@@ -39,7 +59,14 @@ def create_app(server: Server) -> FastAPI:
     )
     app.state.ctx = ApiContext(server=server, tokens=TokenStore(server.stores.control.db))
     errors.install(app)
-    for module in (routes_sessions, routes_agents, routes_queues, routes_calls, events_stream):
+    for module in (
+        routes_sessions,
+        routes_agents,
+        routes_queues,
+        routes_calls,
+        routes_monitors,
+        events_stream,
+    ):
         app.include_router(module.router)
 
     @app.get("/api/health")
@@ -48,7 +75,7 @@ def create_app(server: Server) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     @app.get("/api/status")
-    def status(request: Request, calls: bool = True) -> dict[str, Any]:
+    async def status(request: Request, calls: bool = True) -> dict[str, Any]:
         """Live summary: calls, registrations, SIP counters.
 
         It shows every tenant's calls, so until API tokens exist it answers only on the
@@ -78,6 +105,7 @@ def create_app(server: Server) -> FastAPI:
             "registrations": switch.registrar.count(),
             "transactions": len(switch.tx),
             "sip": dict(switch.stats),
+            "guard": guard_status(switch.guard),
             "tenants": [e.name for e in server.directory.entries()],
         }
 

@@ -27,6 +27,14 @@ exactly against a call log. Definitions (per queue, over the period since the la
   this queue's calls / staffed time of the agents logged into this queue. An agent in two
   queues counts as staffed in both, so queue occupancies do not add up to the agent's.
 - **agent time in state** is per (state, pause reason); **calls handled** counts answers.
+- **holds** / **hold_total** (per queue and agent): holds of answered calls counted when
+  they end (resumed, or the call ended held), with their seconds. Hold time stays inside
+  talk time and so inside AHT: the agent is still on the call.
+
+Transfers: a call an agent transferred was offered, answered and handled once, by that
+agent. If it joins a queue again it is *waiting* there (and in ``longest_wait``) but not
+offered, answered, abandoned or left a second time; the next agent's talk and wrap-up are a
+handled segment of their own (each agent's part counts in AHT and in their occupancy).
 
 Intervals that began before the period are counted from its start; calls waiting across
 a reset stay waiting and count as answered/abandoned in the period they end in, and a call
@@ -50,6 +58,7 @@ __all__ = [
     "CallJoined",
     "CallLeft",
     "CallbackRequested",
+    "HoldEnded",
     "LeaveReason",
     "LiveStats",
     "QueueEvent",
@@ -92,6 +101,10 @@ class CallJoined(QueueEvent):
     """When the wait began, if not ``at`` (a restored callback keeps its original time)."""
     callback: bool = False
     """True when the call joins as a callback (a web callback request)."""
+    transferred: bool = False
+    """True for a call an agent transferred into the queue: it waits (``waiting``,
+    ``longest_wait``) but was offered and answered already, so it is not counted as
+    offered, answered, abandoned or left again."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,6 +127,16 @@ class CallLeft(QueueEvent):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CallbackRequested(QueueEvent):
     """A waiting caller chose to be called back: the call stays, off the line."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HoldEnded(QueueEvent):
+    """An answered call came off hold (resumed, or ended while held)."""
+
+    agent_id: str | None
+    """The agent who held it."""
+    held: float
+    """Seconds on hold."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -166,6 +189,10 @@ class QueueSnapshot:
     """Average wait of abandoned calls, seconds."""
     occupancy: float | None
     """0-1; see the module docstring."""
+    holds: int = 0
+    """Holds of answered calls that ended (resumed, or the call ended held)."""
+    hold_total: float = 0.0
+    """Seconds those holds lasted (inside talk time: a held call is still handled)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -184,6 +211,10 @@ class AgentSnapshot:
     """Seconds per (state, pause reason) in the period, up to the snapshot."""
     occupancy: float | None
     """0-1: on call or wrap-up over staffed time."""
+    holds: int = 0
+    """Holds the agent ended in the period."""
+    hold_total: float = 0.0
+    """Seconds of those holds."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -202,6 +233,8 @@ class StatsSnapshot:
 class _Queue:
     threshold: float
     waiting: dict[str, tuple[float, bool]] = field(default_factory=dict)
+    transfers: set[str] = field(default_factory=set)
+    """Waiting calls that joined by a transfer (counted in no total)."""
     offered: int = 0
     answered: int = 0
     abandoned: int = 0
@@ -218,6 +251,8 @@ class _Queue:
     wrap_up_total: float = 0.0
     busy: float = 0.0
     staffed: float = 0.0
+    holds: int = 0
+    hold_total: float = 0.0
 
 
 @dataclass(slots=True)
@@ -229,6 +264,8 @@ class _Agent:
     call_queue: str | None
     calls_handled: int = 0
     time_in: dict[tuple[AgentState, str | None], float] = field(default_factory=dict)
+    holds: int = 0
+    hold_total: float = 0.0
 
 
 def _ratio(part: float, whole: float) -> float | None:
@@ -242,7 +279,9 @@ class LiveStats:
         self._period_start = period_start
         self._queues: dict[str, _Queue] = {}
         self._agents: dict[str, _Agent] = {}
-        self._talk: dict[str, float] = {}  # call id -> talk seconds, until its wrap-up ends
+        # (call id, agent) -> talk seconds, until that agent's wrap-up ends (per agent: a
+        # transferred call is talked on by two agents)
+        self._talk: dict[tuple[str, str], float] = {}
 
     def add_queue(self, name: str, *, service_level_threshold: float) -> None:
         """Declare a queue (and its threshold); changing the threshold keeps the counts."""
@@ -267,10 +306,13 @@ class LiveStats:
         """Start a new period (a new day): counts restart, waiting calls and states stay."""
         self._period_start = now
         for name, old in list(self._queues.items()):
-            self._queues[name] = _Queue(threshold=old.threshold, waiting=old.waiting)
+            self._queues[name] = _Queue(
+                threshold=old.threshold, waiting=old.waiting, transfers=old.transfers
+            )
         for agent in self._agents.values():
             agent.calls_handled = 0
             agent.time_in = {}
+            agent.holds, agent.hold_total = 0, 0.0
 
     def apply(self, event: QueueEvent | AgentStateChanged) -> None:
         """Account for one event. Events must come in time order."""
@@ -278,10 +320,21 @@ class LiveStats:
             self._agent_event(event)
             return
         queue = self._queue(event.queue)
+        if isinstance(event, HoldEnded):
+            queue.holds += 1
+            queue.hold_total += event.held
+            agent = self._agents.get(event.agent_id or "")
+            if agent is not None:
+                agent.holds += 1
+                agent.hold_total += event.held
+            return
         if isinstance(event, CallJoined):
             start = event.at if event.joined_at is None else event.joined_at
             queue.waiting[event.call_id] = (start, event.callback)
-            queue.offered += 1
+            if event.transferred:
+                queue.transfers.add(event.call_id)
+            else:
+                queue.offered += 1
             return
         entry = queue.waiting.get(event.call_id)
         if entry is None:
@@ -297,6 +350,9 @@ class LiveStats:
             queue.callbacks_requested += 1
             return
         del queue.waiting[event.call_id]
+        if event.call_id in queue.transfers:
+            queue.transfers.discard(event.call_id)
+            return  # handled by the agent who transferred it (CallJoined.transferred)
         wait = event.at - entry[0]
         if isinstance(event, CallAnswered):
             queue.answered += 1
@@ -329,13 +385,12 @@ class LiveStats:
                 event.old, event.old_reason, event.queues, event.queue, seconds, record
             )
         if event.old is AgentState.ON_CALL and event.call_id is not None:
-            self._talk[event.call_id] = (
-                self._talk.get(event.call_id, 0.0) + event.at - (event.old_since)
-            )
+            talk_key = (event.call_id, event.agent_id)
+            self._talk[talk_key] = self._talk.get(talk_key, 0.0) + event.at - event.old_since
         if event.old is AgentState.WRAP_UP and event.call_id is not None and event.queue:
             queue = self._queue(event.queue)
             queue.handled += 1
-            queue.talk_total += self._talk.pop(event.call_id, 0.0)
+            queue.talk_total += self._talk.pop((event.call_id, event.agent_id), 0.0)
             queue.wrap_up_total += event.at - event.old_since
         if event.input is AgentInput.ANSWER:
             record.calls_handled += 1
@@ -387,6 +442,8 @@ class LiveStats:
                 calls_handled=record.calls_handled,
                 time_in=MappingProxyType(time_in),
                 occupancy=_ratio(busy, staffed),
+                holds=record.holds,
+                hold_total=record.hold_total,
             )
         queues = {
             name: self._queue_snapshot(
@@ -433,4 +490,6 @@ class LiveStats:
             aht=_ratio(queue.talk_total + queue.wrap_up_total, queue.handled),
             avg_abandon_wait=_ratio(queue.abandon_wait_total, queue.abandoned),
             occupancy=_ratio(queue.busy + busy_extra, queue.staffed + staffed_extra),
+            holds=queue.holds,
+            hold_total=queue.hold_total,
         )

@@ -24,6 +24,7 @@ import functools
 import itertools
 import logging
 import random
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -53,7 +54,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER"
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER, REFER"
 
 
 class Side(Enum):
@@ -78,8 +79,28 @@ _RINGING = (CallState.SETUP, CallState.RINGING)
 class Contacts(Protocol):
     """What the B2BUA needs from the registrar: where an extension can be reached."""
 
-    def targets(self, tenant: str, extension: str) -> list[tuple[str, Peer]]:
-        """(Contact URI, the Peer its REGISTER came from) for each live binding."""
+    def targets(
+        self, tenant: str, extension: str, *, outside: bool = False
+    ) -> list[tuple[str, Peer]]:
+        """(Contact URI, the Peer its REGISTER came from) for each live binding; with
+        ``outside``, a number that is no extension may go to the tenant's trunk."""
+        ...
+
+
+class CallWatcher(Protocol):
+    """Hooks into one call (:attr:`Call.watchers`); each is called on the loop, and an
+    exception is logged, never raised into SIP handling."""
+
+    def leg_left(self, call: Call, side: Side) -> bool:
+        """``side`` sent BYE (answered 200 already); True keeps the call going without it."""
+        ...
+
+    def call_dtmf(self, call: Call, side: Side, digit: str) -> None:
+        """A key pressed on ``side``'s phone."""
+        ...
+
+    def call_ending(self, call: Call) -> None:
+        """The call ends (once), before its media session closes."""
         ...
 
 
@@ -111,6 +132,8 @@ class Leg:
     contact_uri: str = ""
     final_status: int | None = None
     pending_reinvite: bool = False
+    held: bool = False
+    """minicc last relayed a hold offer to this phone (a transfer takes it off hold)."""
 
 
 @dataclass(slots=True, eq=False)
@@ -146,9 +169,38 @@ class Call:
     ring_timer: asyncio.TimerHandle | None = None
     caller_cancelled: bool = False
     recording: Path | None = None
+    watchers: list[CallWatcher] = field(default_factory=list)
+    """Who else must hear of this call's BYEs, DTMF and end (a supervisor's mixer, a
+    conference: :mod:`~minicc.switch.monitor`)."""
 
     def leg(self, side: Side) -> Leg | None:
         return self.caller if side is Side.CALLER else self.callee
+
+
+class CallTable(dict[str, "Call"]):
+    """Live calls by key, also counted per tenant: a quota is checked on every INVITE,
+    so the count is kept as calls come and go instead of counted each time.
+
+    Only item assignment and ``pop`` keep the counts: no ``update``/``setdefault`` here.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.per_tenant: Counter[str] = Counter()
+
+    def __setitem__(self, key: str, call: Call) -> None:
+        if key not in self:
+            self.per_tenant[call.tenant.name] += 1
+        super().__setitem__(key, call)
+
+    def pop(self, key: str, default: Call | None = None) -> Call | None:  # type: ignore[override]
+        call = super().pop(key, None)
+        if call is None:
+            return default
+        self.per_tenant[call.tenant.name] -= 1
+        if self.per_tenant[call.tenant.name] <= 0:
+            del self.per_tenant[call.tenant.name]
+        return call
 
 
 class B2BUA:
@@ -172,6 +224,7 @@ class B2BUA:
         # imported here.
         from minicc.switch.appcalls import AppCalls
         from minicc.switch.originate import Originator
+        from minicc.switch.transfer import Transfers
 
         self._tx = tx
         self._media = media
@@ -187,7 +240,7 @@ class B2BUA:
         # after an input. Work that runs on its own (call set-up after the media ports are
         # bound, the ring timer) calls this to have its messages sent at once.
         self._flush = flush
-        self._calls: dict[str, Call] = {}  # by Call.key
+        self._calls = CallTable()  # by Call.key
         # (Call-ID, our tag) -> (call, side): how in-dialog requests find their leg.
         self._dialogs: dict[tuple[str, str], tuple[Call, Side]] = {}
         # Client transaction key -> continuation for its responses (None means timeout).
@@ -198,12 +251,18 @@ class B2BUA:
         """Application calls: what the engine drives through the CallControl methods."""
         self.originator = Originator(self, self.app)
         """Calls minicc places itself (CallControl.originate)."""
+        self.transfers = Transfers(self)
+        """REFER (blind and attended transfer) and CallControl.transfer."""
 
     # ----------------------------------------------------------------- public surface
 
     @property
     def active_calls(self) -> int:
         return len(self._calls)
+
+    def calls_of(self, tenant: str) -> int:
+        """Calls of ``tenant`` in progress (what its concurrent-call quota counts)."""
+        return self._calls.per_tenant[tenant]
 
     def calls(self) -> list[Call]:
         return list(self._calls.values())
@@ -282,8 +341,16 @@ class B2BUA:
         if self.app.observer is not None:
             route = self.app.route(call_key, tenant, request, caller_ext)
         target = route.extension or to_user
-        if route.kind is RouteKind.EXTENSION and target not in tenant.extensions:
-            self._reply(request, 404)
+        # Out through the tenant's trunk only for its own phones: a carrier's caller must
+        # never be handed back to the carrier (toll fraud by bouncing calls).
+        outside = caller_ext in tenant.extensions
+        if (
+            route.kind is RouteKind.EXTENSION
+            and target not in tenant.extensions
+            and not self._contacts.targets(tenant.name, target, outside=outside)
+        ):
+            why = "no such extension, and no trunk or dial rule lets the number out"
+            self._reply(request, 404, extra=[_warning(399, why)])
             return
         from_ = request.from_
         call = Call(
@@ -320,7 +387,7 @@ class B2BUA:
         if route.kind is RouteKind.APPLICATION:
             self.app.start(call, negotiation)
             return
-        targets = self._contacts.targets(tenant.name, target)
+        targets = self._contacts.targets(tenant.name, target, outside=outside)
         if not targets:
             # An existing extension with no phone online: a missed call, so it gets its record.
             self._reply(request, 480, to_tag=call.to_tag)
@@ -344,7 +411,7 @@ class B2BUA:
         """Route a request carrying a To tag; False when no dialog matches (caller sends 481)."""
         found = self._dialogs.get((request.call_id, request.to.tag or ""))
         if found is None:
-            return False
+            return self.transfers.handle_released(request)
         call, side = found
         leg = call.leg(side)
         if leg is None or leg.dialog is None:
@@ -361,12 +428,16 @@ class B2BUA:
         method = request.method
         if method == "BYE":
             self._reply(request, 200)
+            if any(_watch(w.leg_left, call, side) for w in list(call.watchers)):
+                return True  # a conference goes on without this leg
             hangup_side = HangupSide.CALLER if side is Side.CALLER else HangupSide.CALLEE
             self._hangup(call, hangup_side, cause=None, skip=side)
         elif method == "INVITE":
             self._relay_reinvite(call, side, request)
         elif method == "INFO":
             self._handle_info(call, side, request)
+        elif method == "REFER":
+            self.transfers.handle_refer(call, side, request)
         elif method == "OPTIONS":
             self._reply(request, 200, extra=[("Allow", ALLOW)])
         else:
@@ -418,6 +489,10 @@ class B2BUA:
         )
         if call.app is not None and side is Side.CALLER:
             self.app.dtmf(call, digit)
+        else:
+            self.app.recordings.agent_dtmf(call, side, digit)
+        for watcher in list(call.watchers):
+            _watch(watcher.call_dtmf, call, side, digit)
 
     # ----------------------------------------------------------------- call setup
 
@@ -692,6 +767,8 @@ class B2BUA:
         """Hold, resume or a codec change: pass the offer through the relay to the other side."""
         other = call.leg(side.other)
         me = call.leg(side)
+        if call.app is not None and self.app.holds.on_reinvite(call, side, request):
+            return  # hold / resume on a bridged application call (minicc.switch.hold)
         if call.app is not None and other is None and side is Side.CALLER:
             self.app.answer_reinvite(call, request)  # no agent yet: minicc is the other end
             return
@@ -709,6 +786,7 @@ class B2BUA:
                 self._reply(request, 400, extra=[_warning(399, f"bad SDP: {exc}")])
                 return
             _set_remote(call, side, offer)
+            other.held = offer.is_hold
             body = self._sdp_for(call, side.other, offer)
         if me.dialog is not None and request.headers.get("Contact"):
             me.dialog.update_target(request)
@@ -785,10 +863,15 @@ class B2BUA:
             self.app.finished(call, by_caller=side is HangupSide.CALLER)
         if call.outbound is not None:
             self.originator.finished(call, side)  # likewise, and it may set caller_cancelled
+        self.transfers.finished(call)  # a transfer target still ringing stops
+        self.app.recordings.finished(call)  # a message being recorded ends (and is kept)
+        for watcher in list(call.watchers):
+            _watch(watcher.call_ending, call)
         recording = None
         if call.media is not None:
             if call.recording is not None:
-                call.media.stop_recording()
+                if call.media.recording:  # not if the engine stopped it already
+                    call.media.stop_recording()
                 recording = str(call.recording)
             call.media.close()
         self._calls.pop(call.key, None)
@@ -831,11 +914,13 @@ class B2BUA:
 
     # ----------------------------------------------------------------- helpers
 
-    def _start_recording(self, call: Call) -> None:
+    def _start_recording(self, call: Call, *, force: bool = False) -> bool:
+        """Record the call if the tenant records every call (or ``force``: a queue's
+        policy, :mod:`~minicc.switch.callrec`); True when a recording started."""
         if self._recordings_dir is None or call.media is None:
-            return
-        if not self._should_record(call.tenant):
-            return
+            return False
+        if not force and not self._should_record(call.tenant):
+            return False
         codec = sdplib.negotiate(call.offer).first_codec or "PCMU"
         day = call.started.strftime("%Y-%m-%d")
         # Named by minicc's own call key: Call-IDs come from phones and may repeat.
@@ -846,8 +931,9 @@ class B2BUA:
             call.media.start_recording(path, codec)
         except (OSError, MediaError) as exc:
             log.warning("%s: recording not started: %s", call.call_id, exc)
-            return
+            return False
         call.recording = Path("recordings") / rel
+        return True
 
     def _sdp_for(self, call: Call, side: Side, sdp: sdplib.SessionDescription) -> bytes:
         """SDP to send to ``side``: the other party's description, pointed at our relay port."""
@@ -932,6 +1018,15 @@ def _set_remote(call: Call, side: Side, sdp: sdplib.SessionDescription) -> None:
     endpoint = call.media.a if side is Side.CALLER else call.media.b
     endpoint.set_remote(sdplib.media_address(sdp))
     endpoint.set_telephone_event_pt(sdplib.telephone_event_pt(sdp))
+
+
+def _watch(hook: Callable[..., bool | None], call: Call, *args: object) -> bool:
+    """Call a :class:`CallWatcher` hook; a failure is logged and counts as False."""
+    try:
+        return bool(hook(call, *args))
+    except Exception:
+        log.exception("%s: call watcher %s failed", call.key, getattr(hook, "__name__", hook))
+        return False
 
 
 def _warning(code: int, text: str) -> tuple[str, str]:

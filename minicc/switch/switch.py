@@ -5,9 +5,9 @@ It follows aioquic's shape: bytes in (``on_data``), the transaction layer's even
 earliest transaction deadline.
 
 The switch is also the :class:`~minicc.switch.control.CallControl` the queue engine drives
-(``play``, ``ring``, ``hangup``, ``originate``...), and takes the engine as its
-:class:`~minicc.switch.control.CallObserver`; see :mod:`minicc.switch.appcalls` and
-:mod:`minicc.switch.originate`.
+(``play``, ``ring``, ``hangup``, ``originate``, ``monitor``, ``conference``...), and takes
+the engine as its :class:`~minicc.switch.control.CallObserver`; see
+:mod:`minicc.switch.appcalls`, :mod:`minicc.switch.originate` and :mod:`minicc.switch.monitor`.
 """
 
 from __future__ import annotations
@@ -18,19 +18,21 @@ import secrets
 import ssl
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from minicc.bus import EventBus
 from minicc.events import AuthFailed, Registered, Unregistered
 from minicc.switch.appcalls import AppCalls
 from minicc.switch.b2bua import ALLOW, B2BUA, SwitchIdentity
-from minicc.switch.control import CallObserver
+from minicc.switch.control import CallObserver, MonitorMode
 from minicc.switch.media.relay import MediaEngine
+from minicc.switch.monitor import Monitors
 from minicc.switch.registrar import Binding, Registrar
 from minicc.switch.sip import transaction as txm
 from minicc.switch.sip.auth import DigestServer, algorithms_for_client
 from minicc.switch.sip.errors import SipError, SipKeepAlive, SipParseError
+from minicc.switch.sip.guard import FloodGuard, GuardSettings
 from minicc.switch.sip.message import URI_CACHE, VIA_CACHE, Request, make_response
 from minicc.switch.sip.parser import parse_message, validate_request, validate_response
 from minicc.switch.sip.peer import Peer, Transport
@@ -38,6 +40,8 @@ from minicc.switch.sip.tokens import BufferedSystemRandom
 from minicc.switch.sip.txlayer import response_destination, stamp_via
 from minicc.switch.transport import StreamTransport, UdpTransport
 from minicc.tenants.directory import TenantDirectory, TenantEntry
+from minicc.tenants.models import TenantStatus
+from minicc.tenants.trunks import Trunk, TrunkTable, clean_number
 
 log = logging.getLogger(__name__)
 # Every SIP message in and out, at debug level only (``--log-level debug``): the first thing
@@ -80,6 +84,8 @@ class SwitchSettings:
     media_relay: bool = True
     """Anchor media in minicc's RTP relay; off passes SDP through unchanged."""
     recordings_dir: Path | None = None
+    guard: GuardSettings = field(default_factory=GuardSettings)
+    """The flood and fraud guard's thresholds and allow-list."""
 
 
 class Switch:
@@ -119,6 +125,8 @@ class Switch:
         # token showed in profiles: several per call).
         self._tokens = BufferedSystemRandom()
         self.digest = DigestServer(secrets.token_bytes(32), token_bytes=self._tokens.randbytes)
+        self.guard = FloodGuard(settings.guard)
+        self.trunks = TrunkTable()
         self.media: MediaEngine | None = (
             MediaEngine(
                 settings.bind, settings.rtp_port_min, settings.rtp_port_max, on_dtmf=self._on_dtmf
@@ -133,7 +141,8 @@ class Switch:
         self._timer_at: float | None = None
         self._expiry_task: asyncio.Task[None] | None = None
         self.b2bua: B2BUA | None = None
-        self.stats = {"received": 0, "malformed": 0, "auth_failures": 0}
+        self.monitors: Monitors | None = None
+        self.stats = {"received": 0, "malformed": 0, "auth_failures": 0, "quota_refused": 0}
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -162,6 +171,7 @@ class Switch:
             flush=self._flush,
             observer=self._observer,
         )
+        self.monitors = Monitors(self.b2bua, self.b2bua.app)
         self._expiry_task = loop.create_task(self._expire_bindings())
 
     async def _listen_udp_and_tcp(self, bind: str, port: int) -> int:
@@ -250,6 +260,23 @@ class Switch:
         """:meth:`CallControl.hangup <minicc.switch.control.CallControl.hangup>`."""
         self._app.hangup(key, status=status)
 
+    def transfer(self, key: str, target: str) -> None:
+        """:meth:`CallControl.transfer <minicc.switch.control.CallControl.transfer>`;
+        see :mod:`minicc.switch.transfer`."""
+        self._app_b2bua.transfers.transfer(key, target)
+
+    def hold(self, key: str) -> bool:
+        """:meth:`CallControl.hold <minicc.switch.control.CallControl.hold>`."""
+        return self._app.hold(key)
+
+    def resume(self, key: str) -> bool:
+        """:meth:`CallControl.resume <minicc.switch.control.CallControl.resume>`."""
+        return self._app.resume(key)
+
+    def ring_back(self, key: str, extension: str, *, timeout: float) -> int:
+        """:meth:`CallControl.ring_back <minicc.switch.control.CallControl.ring_back>`."""
+        return self._app.ring_back(key, extension, timeout=timeout)
+
     def originate(
         self,
         tenant: str,
@@ -278,6 +305,84 @@ class Switch:
         )
         self._flush()
         return key
+
+    def record_call(self, key: str, on: bool) -> bool:
+        """:meth:`CallControl.record_call <minicc.switch.control.CallControl.record_call>`."""
+        return self._app.recordings.record_call(key, on)
+
+    def pause_recording(self, key: str) -> bool:
+        """:meth:`CallControl.pause_recording
+        <minicc.switch.control.CallControl.pause_recording>`."""
+        return self._app.recordings.pause_recording(key)
+
+    def resume_recording(self, key: str) -> bool:
+        """:meth:`CallControl.resume_recording
+        <minicc.switch.control.CallControl.resume_recording>`."""
+        return self._app.recordings.resume_recording(key)
+
+    def record(
+        self,
+        key: str,
+        box: str,
+        *,
+        max_seconds: float,
+        stop_digits: str = "#",
+        silence_timeout: float | None = None,
+    ) -> int:
+        """:meth:`CallControl.record <minicc.switch.control.CallControl.record>`."""
+        return self._app.recordings.record(
+            key,
+            box,
+            max_seconds=max_seconds,
+            stop_digits=stop_digits,
+            silence_timeout=silence_timeout,
+        )
+
+    def find_call(self, tenant: str, extension: str) -> str | None:
+        """:meth:`CallControl.find_call <minicc.switch.control.CallControl.find_call>`."""
+        return self._monitors.find_call(tenant, extension)
+
+    def monitor(self, key: str, supervisor: str, mode: MonitorMode, *, timeout: float) -> str:
+        """:meth:`CallControl.monitor <minicc.switch.control.CallControl.monitor>`; see
+        :mod:`minicc.switch.monitor`.
+
+        Raises:
+            ValueError: an empty extension or a timeout not above 0.
+        """
+        monitor = self._monitors.monitor(key, supervisor, mode, timeout=timeout)
+        self._flush()
+        return monitor
+
+    def attach_monitor(self, monitor: str, key: str, mode: MonitorMode) -> None:
+        """:meth:`CallControl.attach_monitor <minicc.switch.control.CallControl.attach_monitor>`."""
+        self._monitors.attach_monitor(monitor, key, mode)
+        self._flush()
+
+    def set_monitor_mode(self, monitor: str, mode: MonitorMode) -> None:
+        """:meth:`CallControl.set_monitor_mode
+        <minicc.switch.control.CallControl.set_monitor_mode>`."""
+        self._monitors.set_monitor_mode(monitor, mode)
+
+    def stop_monitor(self, monitor: str) -> None:
+        """:meth:`CallControl.stop_monitor <minicc.switch.control.CallControl.stop_monitor>`."""
+        self._monitors.stop_monitor(monitor)
+        self._flush()
+
+    def conference(self, key: str, extension: str, *, timeout: float) -> int:
+        """:meth:`CallControl.conference <minicc.switch.control.CallControl.conference>`.
+
+        Raises:
+            ValueError: an empty extension or a timeout not above 0.
+        """
+        attempt = self._monitors.conference(key, extension, timeout=timeout)
+        self._flush()
+        return attempt
+
+    @property
+    def _monitors(self) -> Monitors:
+        if self.monitors is None:
+            raise RuntimeError("the switch is not started: no call to control yet")
+        return self.monitors
 
     @property
     def _app(self) -> AppCalls:
@@ -316,6 +421,10 @@ class Switch:
             self._reject_malformed(exc, peer)
             return
         now = asyncio.get_running_loop().time()
+        if isinstance(message, Request) and not self.guard.admit(
+            peer.host, now, user_agent=message.headers.get("User-Agent")
+        ):
+            return  # blocked or a scanner: no answer at all
         try:
             self.tx.receive(message, peer, now)
         except SipError as exc:
@@ -419,9 +528,22 @@ class Switch:
             else:
                 self._reply(request, 501, extra=[("Allow", ALLOW)])
             return
+        trunk = self.trunks.inbound(source.host) if method == "INVITE" else None
+        if trunk is not None:
+            self._from_trunk(request, source, key, trunk)
+            return
         tenant = self._tenant_for(request)
         if tenant is None:
-            self._reply(request, 404, reason="Unknown Domain")
+            if self._suspended(request):
+                # Said plainly, so the tenant's admin sees why every phone stopped working.
+                self._reply(
+                    request,
+                    403,
+                    reason="Tenant Suspended",
+                    extra=[("Warning", '399 minicc "tenant suspended by the service provider"')],
+                )
+            else:
+                self._reply(request, 404, reason="Unknown Domain")
             return
         if method == "REGISTER":
             self._on_register(request, source, tenant)
@@ -435,6 +557,39 @@ class Switch:
             return
         caller = self._authenticate(request, source, tenant)
         if caller is None:
+            return
+        self._admit_call(request, source, key, tenant, caller)
+
+    def _from_trunk(self, request: Request, source: Peer, key: object, trunk: Trunk) -> None:
+        """An INVITE from a carrier's address: its tenant is the trunk's, no challenge (the
+        address is the credential), and the caller is the number the carrier says."""
+        tenant = self.directory.get(trunk.tenant)
+        if tenant is None or tenant.tenant.status is not TenantStatus.ACTIVE:
+            self._reply(request, 403, reason="Tenant Suspended")
+            return
+        mf = request.max_forwards
+        if mf is not None and mf <= 0:
+            self._reply(request, 483)
+            return
+        if self._is_loop(request):
+            self._reply(request, 482)
+            return
+        caller = clean_number(request.from_.uri.user_unescaped or "") or "anonymous"
+        self._admit_call(request, source, key, tenant, caller)
+
+    def _admit_call(
+        self, request: Request, source: Peer, key: object, tenant: TenantEntry, caller: str
+    ) -> None:
+        limit = tenant.tenant.quotas.max_calls
+        if limit is not None and self.b2bua.calls_of(tenant.name) >= limit:
+            # RFC 3326 Reason: the phone (and the tenant's admin reading its log) sees why.
+            self.stats["quota_refused"] += 1
+            self._reply(
+                request,
+                503,
+                reason="Call Limit Reached",
+                extra=[("Reason", f'SIP;cause=503;text="tenant call limit of {limit} reached"')],
+            )
             return
         self.b2bua.handle_invite(request, source, key, tenant, caller)
 
@@ -463,6 +618,13 @@ class Switch:
         except SipError:
             return None
         return self.directory.resolve_host(host)
+
+    def _suspended(self, request: Request) -> bool:
+        try:
+            host = URI_CACHE(request.uri).host_plain
+        except SipError:
+            return False
+        return self.directory.suspended(host) is not None
 
     def _is_loop(self, request: Request) -> bool:
         """Our own Via in the INVITE means it went out from us and came back (RFC 3261 §16.3 4)."""
@@ -493,6 +655,7 @@ class Switch:
             return result.username
         if result.counts_as_bad_password:
             self.stats["auth_failures"] += 1
+            self.guard.auth_failed(source.host, now)
             self.bus.publish(
                 AuthFailed(
                     tenant=tenant.name,
@@ -548,10 +711,37 @@ class Switch:
 
     # ----------------------------------------------------------------- registrar
 
-    def targets(self, tenant: str, extension: str) -> list[tuple[str, Peer]]:
-        return [
-            (b.contact, b.source) for b in self.registrar.lookup(tenant, extension, time.time())
-        ]
+    def targets(
+        self, tenant: str, extension: str, *, outside: bool = False
+    ) -> list[tuple[str, Peer]]:
+        """Where to send a call for ``extension``: its registered phones; or, for a number
+        that is no extension and ``outside`` calls allowed (the caller is one of the
+        tenant's own), the tenant's outbound trunk, if its dial rules allow the number."""
+        entry = self.directory.get(tenant)
+        if entry is not None and extension in entry.extensions:
+            now = time.time()
+            return [(b.contact, b.source) for b in self.registrar.lookup(tenant, extension, now)]
+        trunk = self.trunks.outbound(tenant) if outside else None
+        if trunk is None:
+            return []
+        refusal = self.trunks.rules(tenant).refusal(extension)
+        if refusal is not None:
+            log.info("tenant %s: not dialling out: %s", tenant, refusal)
+            return []
+        # Digits and a leading "+" (the rules checked), an IP address (the store checked).
+        host = f"[{trunk.host}]" if ":" in trunk.host else trunk.host
+        uri = f"sip:{clean_number(extension)}@{host}:{trunk.port}"
+        return [(uri, Peer(Transport.UDP, trunk.host, trunk.port))]
+
+    def dialable(self, tenant: str, number: str) -> bool:
+        """An extension of ``tenant``, or an outside number its trunk and rules allow."""
+        entry = self.directory.get(tenant)
+        if entry is not None and number in entry.extensions:
+            return True
+        return (
+            self.trunks.outbound(tenant) is not None
+            and self.trunks.rules(tenant).refusal(number) is None
+        )
 
     async def _expire_bindings(self) -> None:
         while True:

@@ -19,12 +19,16 @@ from minicc.bus import EventBus
 from minicc.events import Event
 from minicc.switch.control import (
     CallObserver,
+    HoldBy,
     IncomingCall,
+    MonitorEnd,
+    MonitorMode,
     OriginateLeg,
     PlaybackOutcome,
     RingResult,
     Route,
     RouteKind,
+    TransferReport,
 )
 from minicc.switch.sip.auth import DigestAlgorithm, compute_ha1
 from minicc.switch.sip.peer import Transport
@@ -261,6 +265,45 @@ class FakeEngine:
 
     def originate_result(self, key: str, leg: OriginateLeg, result: RingResult) -> None:
         self._record("originate_result", key, leg, result)
+
+    def transfer_route(self, key: str, number: str) -> Route:
+        """Blind transfers: extensions ring, ``8xxx`` back to the engine, the rest is 403."""
+        self._record("transfer_route", key, number)
+        if number.startswith("8"):
+            return Route(kind=RouteKind.APPLICATION)
+        if number.startswith("1"):
+            return Route(kind=RouteKind.EXTENSION, extension=number)
+        return Route(kind=RouteKind.REJECT, status=403)
+
+    def call_transferred(self, key: str, report: TransferReport) -> None:
+        self._record("call_transferred", key, report)
+
+    def agent_dtmf(self, key: str, digit: str) -> None:
+        self._record("agent_dtmf", key, digit)
+
+    def record_done(self, key: str, record: int, result: Any) -> None:
+        self._record("record_done", key, record, result)
+
+    def call_held(self, key: str, by: HoldBy) -> None:
+        self._record("call_held", key, by)
+
+    def call_resumed(self, key: str) -> None:
+        self._record("call_resumed", key)
+
+    def monitor_started(self, monitor: str, key: str, mode: MonitorMode) -> None:
+        self._record("monitor_started", monitor, key, mode)
+
+    def monitor_mode_changed(self, monitor: str, mode: MonitorMode) -> None:
+        self._record("monitor_mode_changed", monitor, mode)
+
+    def monitor_ended(self, monitor: str, reason: MonitorEnd) -> None:
+        self._record("monitor_ended", monitor, reason)
+
+    def conference_result(self, key: str, attempt: int, result: RingResult) -> None:
+        self._record("conference_result", key, attempt, result)
+
+    def conference_ended(self, key: str, attempt: int) -> None:
+        self._record("conference_ended", key, attempt)
 
     # -- for the tests ----------------------------------------------------------------------
 
