@@ -31,6 +31,7 @@ from minicc import __version__
 from minicc.bootstrap import StartupError
 from minicc.cli_callcenter import CALLCENTER_COMMANDS
 from minicc.cli_tokens import TOKEN_COMMANDS
+from minicc.cli_webcall import WEBCALL_COMMANDS
 from minicc.config import ConfigError, env_var, load_serve_config, resolve_data_dir
 from minicc.store.control import ControlStore, normalize_domain, validate_tenant_name
 from minicc.store.database import StoreError
@@ -607,7 +608,7 @@ def cdr_export(
 
 # -- call center: queue, number, ivr, agent, vip (minicc/cli_callcenter.py) ----------------
 
-for _command in (*CALLCENTER_COMMANDS, *TOKEN_COMMANDS):
+for _command in (*CALLCENTER_COMMANDS, *TOKEN_COMMANDS, *WEBCALL_COMMANDS):
     cli.add_command(_command)
 
 

@@ -24,6 +24,7 @@ from minicc.api import (
 )
 from minicc.api.context import ApiContext
 from minicc.store.tokens import TokenStore
+from minicc.webcall import signaling as webcall_signaling
 
 if TYPE_CHECKING:
     from minicc.server import Server
@@ -41,6 +42,7 @@ def create_app(server: Server) -> FastAPI:
     errors.install(app)
     for module in (routes_sessions, routes_agents, routes_queues, routes_calls, events_stream):
         app.include_router(module.router)
+    webcall_signaling.install(app)
 
     @app.get("/api/health")
     def health() -> dict[str, str]:
