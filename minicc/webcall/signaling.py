@@ -6,7 +6,7 @@ The browser side of click-to-call (docs/webcall.md)::
     GET  /webcall/demo/{tenant}             a page that embeds it
     POST /webcall/session                   public key + Origin -> short-lived session token
     POST /webcall/calls                     token + SDP offer (gathered candidates) -> answer
-    GET  /webcall/calls/{id}                state of the call (the widget polls it)
+    POST /webcall/calls/{id}/state          state of the call (the widget polls it)
     POST /webcall/calls/{id}/dtmf|mute|hangup
     POST /webcall/callbacks                 "call me back instead"
     GET  /api/webcall/calls/{call_id}/context   page context, for the agent's screen pop
@@ -414,15 +414,19 @@ async def _live(request: Request, call_id: str, token: str, origin: str | None) 
     return call
 
 
-@router.get("/webcall/calls/{call_id}", response_model=CallState, responses=_ERRORS)
+@router.post("/webcall/calls/{call_id}/state", response_model=CallState, responses=_ERRORS)
 async def call_state(
+    body: TokenOnly,
     request: Request,
     call_id: Annotated[str, Path(max_length=64)],
-    token: str,
     origin: Annotated[str | None, Header()] = None,
 ) -> CallState:
-    """Where the call is (the widget polls this about once a second)."""
-    call = await _live(request, call_id, token, origin)
+    """Where the call is (the widget polls this about once a second).
+
+    A POST, not a GET: browsers send the Origin header with every POST, but not with a
+    same-origin GET, and every signaling request is checked against it.
+    """
+    call = await _live(request, call_id, body.token, origin)
     end = call.ended or time.time()
     return CallState(
         id=call.id, state=call.state, reason=call.reason, duration=round(end - call.started, 1)

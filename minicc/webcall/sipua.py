@@ -233,7 +233,7 @@ class SipLeg:
         async with asyncio.timeout(timeout):
             while True:
                 response = await self._responses.get()
-                if response.cseq.number == cseq:
+                if response.cseq.seq == cseq:
                     return response
 
     # ------------------------------------------------------------------ the call

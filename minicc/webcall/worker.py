@@ -122,18 +122,7 @@ class Worker:
         track = SwitchAudioTrack()
         sender = RtpSender(track)
         call = WebCall(id=cid, pc=pc, sender=sender, track=track)
-        try:
-            await pc.setRemoteDescription(
-                RTCSessionDescription(sdp=str(request.get("sdp", "")), type="offer")
-            )
-            if not any(t.kind == "audio" for t in pc.getTransceivers()):
-                raise ValueError("the offer has no audio")
-            pc.addTrack(track)
-            await pc.setLocalDescription(await pc.createAnswer())
-        except Exception as exc:  # aiortc raises ValueError and friends on bad SDP
-            await pc.close()
-            return {"ok": False, "error": f"offer refused: {exc}"[:300]}
-        self.calls[cid] = call
+        # Handlers first: aiortc announces the browser's track during setRemoteDescription.
 
         @pc.on("track")
         def on_track(remote: Any) -> None:
@@ -145,6 +134,19 @@ class Worker:
             if pc.connectionState in ("failed", "closed"):
                 await self.end(call, f"browser-{pc.connectionState}")
 
+        try:
+            await pc.setRemoteDescription(
+                RTCSessionDescription(sdp=str(request.get("sdp", "")), type="offer")
+            )
+            if not any(t.kind == "audio" for t in pc.getTransceivers()):
+                raise ValueError("the offer has no audio")
+            pc.addTrack(track)
+            await pc.setLocalDescription(await pc.createAnswer())
+        except Exception as exc:  # aiortc raises ValueError and friends on bad SDP
+            call.ended = True  # never announced: nothing to report when it closes
+            await pc.close()
+            return {"ok": False, "error": f"offer refused: {exc}"[:300]}
+        self.calls[cid] = call
         call.tasks.append(asyncio.create_task(self._place(call, target)))
         return {"ok": True, "sdp": pc.localDescription.sdp, "type": "answer"}
 
@@ -275,6 +277,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="webcall-worker %(levelname)s %(message)s"
     )
+    for noisy in ("aioice", "aiortc"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     asyncio.run(_serve(args))
 
 

@@ -172,8 +172,7 @@
   }
   function pollState() {
     if (!S.callId) return;
-    fetch(base + "/webcall/calls/" + encodeURIComponent(S.callId) + "?token=" + encodeURIComponent(S.token))
-      .then(function (r) { return r.ok ? r.json() : null; })
+    post("/webcall/calls/" + encodeURIComponent(S.callId) + "/state", { token: S.token })
       .then(function (d) {
         if (!d) return;
         if (d.state === "ended") { cleanup(d.reason); return; }
