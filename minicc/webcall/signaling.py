@@ -527,7 +527,8 @@ async def context(
     """The page a web caller called from (URL, title, customer id), for the screen pop.
 
     ``call_id`` is the call's id as in the event stream and ``/api/calls/{id}/pop``, or its
-    SIP Call-ID as ``GET /api/calls`` lists it; the same visibility rule applies (an agent: calls that ring or rang them).
+    SIP Call-ID as ``GET /api/calls`` lists it; the same visibility rule applies (an agent:
+    calls that ring or rang them).
     """
     from minicc.api.routes_calls import _visible_call
 
