@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import os
 import secrets
 import time
@@ -116,7 +117,18 @@ class WebcallGateway:
     # -- workers -----------------------------------------------------------------------
 
     def ensure_started(self) -> Supervisor:
+        """The supervisor, started on first use.
+
+        Raises:
+            ApiError: 503 when aiortc is not installed (the ``webcall`` extra).
+        """
         if self.supervisor is None:
+            if importlib.util.find_spec("aiortc") is None:
+                raise ApiError(
+                    503,
+                    "unavailable",
+                    "click-to-call needs aiortc on the server: pip install 'minicc[webcall]'",
+                )
             self.supervisor = Supervisor(
                 self.config, on_record=self._record, on_orphan=self._hang_up_sip
             )

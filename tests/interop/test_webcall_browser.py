@@ -169,3 +169,36 @@ def test_browser_calls_through_the_ivr_to_an_agent_with_audio_both_ways(
     records = json.loads(_cli(server, "webcall", "calls"))
     assert records[0]["reason"] in ("web-hangup", "remote-bye")
     assert records[0]["page"]["customer_id"] == "demo-customer"
+
+
+def test_the_callback_form_creates_a_callback_that_an_agent_gets(
+    web_center: MiniccServer, baresip: Any, tone_wav: Any
+) -> None:
+    server = web_center
+
+    def phone(name: str, number: str) -> Any:
+        ext = server.extension(number)
+        account = Account(user=ext.number, registrar=server.sip_address, password=ext.password)
+        return baresip(name, account=account)
+
+    visitor = phone("visitor", "2003")  # the number the visitor leaves: a phone on the switch
+    visitor.wait_registered()
+    supervisor = _supervisor_token(server)
+    for page in _browser(tone_wav(440.0)):
+        page.goto(f"{server.http_url}/webcall/demo/demo?queue=alpha")
+        page.click("#mcc-open")
+        page.click("#mcc-cb-open")
+        page.fill("#mcc-cb input[name=name]", "Ada Lovelace")
+        page.fill("#mcc-cb input[name=number]", "2003")
+        page.fill("#mcc-cb input[name=when]", "after 14:00")
+        page.click("#mcc-cb-send")
+        page.wait_for_function("window.MiniccWebcall.state().callback !== null", timeout=10000)
+        assert page.evaluate("window.MiniccWebcall.state().error") is None
+    (waiting,) = _http(server, "/api/callbacks", supervisor)
+    assert (waiting["queue"], waiting["number"]) == ("alpha", "2003")
+    assert waiting["name"] == "Ada Lovelace (preferred: after 14:00)"
+    # An agent comes online and gets it: the agent's phone, then the visitor's, are called.
+    agent = phone("agent", "2002")
+    agent.wait_registered()
+    agent.wait_established(timeout=20)
+    visitor.wait_established(timeout=20)
