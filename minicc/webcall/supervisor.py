@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 REQUEST_TIMEOUT = 10.0
 START_TIMEOUT = 20.0
 RESTART_DELAYS = (0.2, 1.0, 5.0)
+"""Waits before restarting a worker that exited: growing while it keeps dying."""
+STABLE_AFTER = 60.0
+"""A worker that ran this long before exiting is restarted after the shortest wait."""
 ENDED_KEPT = 1000
 """Ended calls remembered for status polls and context lookups."""
 
@@ -173,6 +176,7 @@ class Supervisor:
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
             log.info("webcall worker %d started (pid %d)", worker.index, worker.process.pid)
+            started = time.monotonic()
             try:
                 await self._read(worker)
             finally:
@@ -182,6 +186,8 @@ class Supervisor:
                 self._orphan_calls(worker, code)
             if self._closing:
                 return
+            if time.monotonic() - started > STABLE_AFTER:
+                worker.restarts = 0  # it ran well for a while: restart at once again
             delay = RESTART_DELAYS[min(worker.restarts, len(RESTART_DELAYS) - 1)]
             worker.restarts += 1
             log.error(

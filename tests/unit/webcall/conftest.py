@@ -5,6 +5,7 @@ built on aiortc that talks to the signaling routes over real HTTP."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from minicc.config import ServeConfig
 from minicc.server import Server
 from minicc.store.callcenter import CallCenterStore
 from minicc.store.control import ControlStore
+from minicc.store.tokens import Role, TokenKind, TokenStore
 from minicc.webcall.settings import WebcallSettings, enable_webcall
 from tests.unit.api.conftest import make_data_dir
 from tests.unit.switch.harness import RTP_MAX, RTP_MIN
@@ -31,6 +33,18 @@ class Web:
     url: str
     settings: WebcallSettings
     data_dir: Path
+
+    def long_lived(self, tenant: str) -> str:
+        """A supervisor's API token."""
+        token, _ = TokenStore(self.server.stores.control.db).issue(
+            tenant=tenant,
+            role=Role.SUPERVISOR,
+            subject="test",
+            kind=TokenKind.LONG_LIVED,
+            now=time.time(),
+            lifetime=None,
+        )
+        return token
 
     @property
     def gateway(self) -> Any:

@@ -88,12 +88,27 @@ async def test_garbage_sdp_is_refused_and_the_worker_lives_on(
     supervisor = web.gateway.supervisor
     pid = supervisor.worker_pids()[0]
     # The same worker takes the next, good offer, and the switch answers the call.
-    reply = await client.post("/webcall/calls", json={"token": token, "sdp": await browser.offer()})
+    page = {"url": "https://shop.example/cart", "title": "Cart", "customer_id": "C-7"}
+    body = {"token": token, "sdp": await browser.offer(), "page": page}
+    reply = await client.post("/webcall/calls", json=body)
     assert reply.status_code == 200, reply.text
     assert supervisor.worker_pids()[0] == pid
     await browser.answer(reply.json()["sdp"])
     call_id = reply.json()["id"]
     await wait_state(client, call_id, token, "answered")
+    # To the switch it is a call from the webcall extension, named after the page.
+    sip_call_id = supervisor.calls[call_id].sip_call_id
+    (switch_call,) = [c for c in web.server.switch.b2bua.calls() if c.call_id == sip_call_id]
+    live = web.server.callcenter.live_call("acme", switch_call.key)
+    assert live is not None and live.caller == web.settings.extension
+    assert live.caller_name == "Web: Cart"
+    # A supervisor (or the agent it rings) reads the page context by the SIP Call-ID.
+    admin = web.long_lived("acme")
+    reply = await client.get(
+        f"/api/webcall/calls/{sip_call_id}/context", headers={"Authorization": f"Bearer {admin}"}
+    )
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["url"] == page["url"] and reply.json()["customer_id"] == "C-7"
     reply = await client.post(f"/webcall/calls/{call_id}/dtmf", json={"token": token, "digit": "x"})
     assert reply.status_code == 422 and reply.json()["error"]["field"] == "digit"
     reply = await client.post(f"/webcall/calls/{call_id}/hangup", json={"token": token})
