@@ -239,6 +239,8 @@ class SipLeg:
     # ------------------------------------------------------------------ the call
 
     _sdp: bytes = b""
+    _inflight: tuple[str, int] | None = None
+    """(branch, CSeq) of the INVITE awaiting its final response, for a CANCEL."""
 
     async def invite(self, sdp: bytes, on_ringing: Callable[[], None] | None = None) -> bytes:
         """Place the call; returns the switch's SDP answer once it answered (200 OK).
@@ -251,6 +253,7 @@ class SipLeg:
         for _attempt in range(2):
             cseq = next(self._cseq)
             branch, data = self._request("INVITE", cseq, body=sdp, extra=extra)
+            self._inflight = (branch, cseq)
             self._send(data)
             while True:
                 try:
@@ -270,6 +273,7 @@ class SipLeg:
                     extra = (self._authorization(response, "INVITE"),)
                     continue
                 raise SipCallError(f"sip-{response.status}")
+            self._inflight = None
             self._to = response.headers.get("To")
             contacts = response.contacts
             if contacts:
@@ -288,9 +292,15 @@ class SipLeg:
 
     async def bye(self) -> None:
         """Hang up (bounded wait for the 200); a no-op once the call has ended."""
-        if self.ended.done() or self._ack is None:
-            if not self.ended.done():
-                self.ended.set_result("local-cancel")
+        if self.ended.done():
+            return
+        if self._ack is None:
+            self.ended.set_result("local-cancel")
+            if self._inflight is not None:
+                # RFC 3261 §9.1: CANCEL carries the INVITE's branch and CSeq number.
+                branch, cseq = self._inflight
+                _, data = self._request("CANCEL", cseq, branch=branch)
+                self._send(data)
             return
         self.ended.set_result("local-bye")
         cseq = next(self._cseq)

@@ -301,16 +301,18 @@ class Supervisor:
         Raises:
             WorkerError: the offer was refused (message names why) or no worker is up.
         """
+        # Counted at once, before any wait, so the tenant's cap holds for concurrent offers.
+        self.calls[call.id] = call
         ready = [w for w in self._workers if w.ready.is_set()]
         if not ready:
             with contextlib.suppress(TimeoutError):
                 await self.wait_ready(START_TIMEOUT)
             ready = [w for w in self._workers if w.ready.is_set()]
         if not ready:
+            del self.calls[call.id]
             raise WorkerError("the gateway is not running: try again later")
         worker = min(ready, key=lambda w: len(w.calls))
         call.worker = worker.index
-        self.calls[call.id] = call
         worker.calls.add(call.id)
         try:
             reply = await self._request(

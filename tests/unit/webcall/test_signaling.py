@@ -174,3 +174,20 @@ async def test_widget_and_demo_page_are_served(web: Web, client: httpx.AsyncClie
     assert web.settings.secret not in reply.text
     reply = await client.get("/webcall/demo/other")
     assert reply.status_code == 404
+
+
+async def test_a_browser_that_goes_away_ends_the_call_with_a_record(
+    web: Web, client: httpx.AsyncClient, browser: FakeBrowser
+) -> None:
+    token = await session(client, web)
+    reply = await client.post("/webcall/calls", json={"token": token, "sdp": await browser.offer()})
+    assert reply.status_code == 200, reply.text
+    await browser.answer(reply.json()["sdp"])
+    call_id = reply.json()["id"]
+    await wait_state(client, call_id, token, "answered")
+    sip_call_id = web.gateway.supervisor.calls[call_id].sip_call_id
+    await browser.close()  # the tab is closed: DTLS close, no hang-up request
+    state = await wait_state(client, call_id, token, "ended", timeout=20.0)
+    assert state["reason"].startswith("browser-")
+    # The switch side got a BYE: no call is left behind.
+    assert not any(c.call_id == sip_call_id for c in web.server.switch.b2bua.calls())
