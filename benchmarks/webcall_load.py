@@ -41,9 +41,13 @@ QUEUE_NUMBER = "8300"
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
+    """A free port outside the server's RTP range (40000-44000)."""
+    while True:
+        with socket.socket() as s:
+            s.bind((HOST, 0))
+            port = int(s.getsockname()[1])
+        if not 40000 <= port <= 44000:
+            return port
 
 
 def _cli(data_dir: Path, *args: str) -> None:

@@ -51,6 +51,7 @@ class WebCall:
     started: float = field(default_factory=time.time)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     ended: bool = False
+    connected: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class Worker:
@@ -131,6 +132,8 @@ class Worker:
 
         @pc.on("connectionstatechange")
         async def on_state() -> None:
+            if pc.connectionState == "connected":
+                call.connected.set()
             if pc.connectionState in ("failed", "closed"):
                 await self.end(call, f"browser-{pc.connectionState}")
 
@@ -178,12 +181,10 @@ class Worker:
         await self.end(call, reason)
 
     async def _watch_connect(self, call: WebCall) -> None:
-        deadline = time.monotonic() + CONNECT_TIMEOUT
-        while time.monotonic() < deadline and not call.ended:
-            if call.pc.connectionState == "connected":
-                return
-            await asyncio.sleep(0.25)
-        if not call.ended:
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                await call.connected.wait()
+        except TimeoutError:
             await self.end(call, "browser-never-connected")
 
     def _set_state(self, call: WebCall, state: str) -> None:
