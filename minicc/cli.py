@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -29,13 +29,23 @@ from rich.table import Table
 
 from minicc import __version__
 from minicc.bootstrap import StartupError
+from minicc.cli_audit import AUDIT_COMMANDS, record_command
 from minicc.cli_callcenter import CALLCENTER_COMMANDS
+from minicc.cli_tenants import LIFECYCLE_COMMANDS
 from minicc.cli_tokens import TOKEN_COMMANDS
 from minicc.cli_webcall import WEBCALL_COMMANDS
 from minicc.config import ConfigError, env_var, load_serve_config, resolve_data_dir
-from minicc.store.control import ControlStore, normalize_domain, validate_tenant_name
+from minicc.store.callcenter import tenant_prompts_dir
+from minicc.store.control import (
+    RECORDINGS_DIR,
+    ControlStore,
+    normalize_domain,
+    validate_tenant_name,
+)
 from minicc.store.database import StoreError
+from minicc.store.supervisors import set_supervisor
 from minicc.store.tenant import validate_extension, validate_password
+from minicc.store.usage import folder_bytes, summarise
 from minicc.tenants.models import CallRecord, Tenant
 
 logger = logging.getLogger(__name__)
@@ -123,8 +133,10 @@ class MiniccGroup(click.Group):
         **extra: Any,
     ) -> int:
         no_args_is_help = getattr(click.exceptions, "NoArgsIsHelpError", None)
+        words = list(args) if args is not None else sys.argv[1:]
         try:
             result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            record_command(self, words)
         except click.exceptions.UsageError as exc:
             if no_args_is_help is not None and isinstance(exc, no_args_is_help):
                 click.echo(exc.ctx.get_help() if exc.ctx else exc.format_message())
@@ -255,6 +267,7 @@ def _serve_flag(name: str, help_text: str) -> Callable[[F], F]:
 @_serve_flag("media-relay", "on (default): RTP through minicc; off: phones send it directly.")
 @_serve_flag("log-level", "debug, info, warning or error (default info).")
 @_serve_flag("public-address", "Address phones reach us at, put in Contact/SDP.")
+@_serve_flag("guard-allow", "Addresses/networks the flood guard never blocks (comma-separated).")
 @click.option(
     "--check",
     is_flag=True,
@@ -319,7 +332,8 @@ def serve(ctx: click.Context, config_file: str | None, check: bool, **flags: str
 
 @cli.group()
 def tenant() -> None:
-    """Add and list tenants (companies served by this switch)."""
+    """Tenants (companies served by this switch): add, list, set, suspend, resume, export,
+    import, delete."""
 
 
 @tenant.command("add")
@@ -356,6 +370,7 @@ def _tenant_json(tenant: Tenant, *, default: bool, users: int) -> dict[str, Any]
         "default": default,
         "users": users,
         "record_calls": tenant.record_calls,
+        "quotas": tenant.quotas.as_dict(),
         "created_at": tenant.created_at.isoformat(),
     }
 
@@ -366,15 +381,52 @@ def _tenant_json(tenant: Tenant, *, default: bool, users: int) -> dict[str, Any]
 @click.option(
     "--recording",
     type=click.Choice(["on", "off"]),
-    required=True,
+    default=None,
     help="Record every answered call of the tenant (two-channel WAV, one party per channel).",
 )
+@click.option(
+    "--max-calls",
+    default=None,
+    metavar="N|none",
+    help="Calls in progress at once; beyond it a call gets 503 (none: no limit).",
+)
 @click.pass_context
-def tenant_set(ctx: click.Context, data_dir: str | None, name: str, recording: str) -> None:
-    """Change a setting of tenant NAME (by name or domain)."""
+def tenant_set(
+    ctx: click.Context,
+    data_dir: str | None,
+    name: str,
+    recording: str | None,
+    max_calls: str | None,
+) -> None:
+    """Change settings of tenant NAME (by name or domain)."""
+    if recording is None and max_calls is None:
+        raise click.UsageError("nothing to change: give --recording and/or --max-calls")
+    limit = _limit(max_calls, "--max-calls") if max_calls is not None else None
     with _control(ctx, data_dir) as control:
-        updated = control.set_recording(name, recording == "on")
-    click.echo(f"tenant {updated.name}: recording {'on' if updated.record_calls else 'off'}")
+        updated = _tenant(control, name)
+        if recording is not None:
+            updated = control.set_recording(name, recording == "on")
+            click.echo(
+                f"tenant {updated.name}: recording {'on' if updated.record_calls else 'off'}"
+            )
+        if max_calls is not None:
+            updated = control.set_quotas(name, replace(updated.quotas, max_calls=limit))
+            shown = "no limit" if limit is None else str(limit)
+            click.echo(f"tenant {updated.name}: max calls {shown}")
+
+
+def _limit(text: str, flag: str) -> int | None:
+    if text.strip().lower() in ("none", "off", "unlimited"):
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise click.BadParameter(
+            f"{text!r}: give a whole number of 0 or more, or none", param_hint=flag
+        )
+    return value
 
 
 @tenant.command("list")
@@ -429,6 +481,9 @@ def user() -> None:
 @click.option("--extension", required=True, help="2 to 15 digits, e.g. 1005.")
 @click.option("--password", required=True, help="SIP password, at least 6 characters.")
 @click.option("--name", default=None, help="Display name, e.g. 'Ada Lovelace'.")
+@click.option(
+    "--supervisor", is_flag=True, help="May listen, whisper and barge (docs/supervisor.md)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the new login as JSON.")
 @click.pass_context
 def user_add(
@@ -438,6 +493,7 @@ def user_add(
     extension: str,
     password: str,
     name: str | None,
+    supervisor: bool,
     as_json: bool,
 ) -> None:
     """Add a SIP login to a tenant. Only password hashes are stored."""
@@ -450,6 +506,8 @@ def user_add(
         target = _tenant(control, tenant_name)
         with control.open_tenant(target) as store:
             added = store.add_extension(extension, password, target.domain, name)
+            if supervisor:
+                set_supervisor(store, extension, True)
     if as_json:
         _print_json(
             {
@@ -463,6 +521,38 @@ def user_add(
             f"added extension {added.extension} to tenant {target.name} "
             f"(login {added.extension}@{target.domain})"
         )
+
+
+@user.command("set")
+@data_dir_option
+@click.option("--tenant", "tenant_name", required=True, help="Tenant name or SIP domain.")
+@click.option("--extension", required=True, help="The login to change, e.g. 1005.")
+@click.option(
+    "--supervisor/--no-supervisor",
+    default=None,
+    help="Grant or withdraw monitoring (listen, whisper, barge; docs/supervisor.md).",
+)
+@click.pass_context
+def user_set(
+    ctx: click.Context,
+    data_dir: str | None,
+    tenant_name: str,
+    extension: str,
+    supervisor: bool | None,
+) -> None:
+    """Change a SIP login of a tenant."""
+    if supervisor is None:
+        raise click.UsageError("nothing to change: give --supervisor or --no-supervisor")
+    try:
+        validate_extension(extension)
+    except StoreError as exc:
+        raise _usage(exc) from exc
+    with _control(ctx, data_dir) as control:
+        target = _tenant(control, tenant_name)
+        with control.open_tenant(target) as store:
+            set_supervisor(store, extension, supervisor)
+    state = "is now a supervisor" if supervisor else "is no longer a supervisor"
+    click.echo(f"extension {extension} of tenant {target.name} {state}")
 
 
 def _user_json(
@@ -606,10 +696,73 @@ def cdr_export(
     click.echo(f"wrote {len(records)} call records to {output}", err=True)
 
 
+@cli.command()
+@data_dir_option
+@click.option("--tenant", "tenant_name", default=None, help="Only this tenant (default: all).")
+@click.option("--since", callback=_parse_when, help="Calls that started at or after this.")
+@click.option("--until", callback=_parse_when, help="Calls that started before this.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def usage(
+    ctx: click.Context,
+    data_dir: str | None,
+    tenant_name: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    as_json: bool,
+) -> None:
+    """Usage per tenant per day (UTC): calls, answered, billed minutes, peak concurrent
+    calls; and each tenant's storage now."""
+    rows: list[dict[str, Any]] = []
+    storage: dict[str, int] = {}
+    with _control(ctx, data_dir) as control:
+        tenants = [_tenant(control, tenant_name)] if tenant_name else control.list_tenants()
+        for item in tenants:
+            with control.open_tenant(item) as store:
+                records = store.export_cdrs(since=since, until=until)
+            storage[item.name] = folder_bytes(
+                control.tenant_path(item),
+                control.data_dir / RECORDINGS_DIR / item.name,
+                tenant_prompts_dir(control.data_dir, item.name),
+            )
+            for day in summarise(item.name, records):
+                rows.append(
+                    {
+                        "tenant": day.tenant,
+                        "day": day.day.isoformat(),
+                        "calls": day.calls,
+                        "answered": day.answered,
+                        "minutes": day.minutes,
+                        "peak_concurrent": day.peak_concurrent,
+                    }
+                )
+    if as_json:
+        _print_json({"days": rows, "storage_bytes": storage})
+        return
+    table = Table(title="Usage per tenant and day (UTC)")
+    for column in ("Tenant", "Day", "Calls", "Answered", "Minutes", "Peak concurrent"):
+        table.add_column(column, justify="right" if column not in ("Tenant", "Day") else "left")
+    for row in rows:
+        table.add_row(
+            row["tenant"],
+            row["day"],
+            str(row["calls"]),
+            str(row["answered"]),
+            f"{row['minutes']:.1f}",
+            str(row["peak_concurrent"]),
+        )
+    console = Console()
+    console.print(table)
+    for name, size in storage.items():
+        console.print(f"{name}: {size / 1_000_000:.1f} MB stored (database, recordings, prompts)")
+
+
 # -- call center: queue, number, ivr, agent, vip (minicc/cli_callcenter.py) ----------------
 
-for _command in (*CALLCENTER_COMMANDS, *TOKEN_COMMANDS, *WEBCALL_COMMANDS):
+for _command in (*CALLCENTER_COMMANDS, *TOKEN_COMMANDS, *AUDIT_COMMANDS, *WEBCALL_COMMANDS):
     cli.add_command(_command)
+for _command in LIFECYCLE_COMMANDS:
+    tenant.add_command(_command)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

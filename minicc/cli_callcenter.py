@@ -253,6 +253,11 @@ def _queue_options(*, for_add: bool) -> Callable[[F], F]:
                 type=_SecondsOrOff(integer=True),
                 help="Missed offers in a row before an agent is auto-paused (3).",
             ),
+            click.option(
+                "--hold-timeout",
+                type=_SecondsOrOff(),
+                help="Ring the agent back after a caller was held this long (120; 0 = off).",
+            ),
         ]
         for option in reversed(options):
             fn = option(fn)
@@ -390,6 +395,7 @@ def queue_list(ctx: click.Context, data_dir: str | None, tenant_name: str, as_js
             f"callback over {_fmt_seconds(q.callback_threshold)}",
             f"SL {q.service_level_target:g}% in {q.service_level_threshold:g}s, "
             f"recording {q.recording.value}",
+            f"hold ring-back {_fmt_seconds(q.hold_timeout or None)}",
         ]
         if q.required_skills:
             needs = ", ".join(f"{k}={v}" for k, v in sorted(q.required_skills.items()))

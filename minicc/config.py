@@ -91,6 +91,9 @@ class ServeConfig:
     """One of debug, info, warning, error, critical."""
     public_address: str | None = None
     """Address put in Contact and SDP when ``bind`` is a wildcard or behind NAT."""
+    guard_allow: tuple[str, ...] = ()
+    """Addresses or networks (CIDR) the flood and fraud guard never blocks: carriers'
+    trunks, the provider's own monitoring. A TOML list or a comma-separated string."""
 
     @property
     def tls_enabled(self) -> bool:
@@ -214,6 +217,22 @@ def _public_host(value: object, origin: _Origin) -> str:
     return host
 
 
+def _networks(value: object, origin: _Origin) -> tuple[str, ...]:
+    what = "must be addresses or networks such as 203.0.113.7, 198.51.100.0/24 (comma-separated)"
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise _Invalid(what)
+    networks = []
+    for item in items:
+        if not isinstance(item, str) or not item.strip():
+            raise _Invalid(what)
+        try:
+            networks.append(str(ipaddress.ip_network(item.strip(), strict=False)))
+        except ValueError:
+            raise _Invalid(f"{item.strip()!r} is not an address or network: {what}") from None
+    return tuple(networks)
+
+
 def _path(value: object, origin: _Origin) -> Path:
     return _absolute(Path(_text(value, "must be a path")), origin.base_dir)
 
@@ -266,6 +285,7 @@ _PARSERS: dict[str, Callable[[object, _Origin], Any]] = {
     "media_relay": _bool,
     "log_level": _log_level,
     "public_address": _public_host,
+    "guard_allow": _networks,
 }
 KEYS: tuple[str, ...] = tuple(f.name for f in fields(ServeConfig))
 assert set(KEYS) == set(_PARSERS), "every ServeConfig field needs a parser"

@@ -176,6 +176,44 @@ class AgentStateChanged(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CallHeld(Event):
+    call_id: str
+    """minicc's id for the call."""
+    queue: str | None
+    """The queue the call was answered from (None for a transfer to an extension)."""
+    agent: str | None
+    """The agent holding the caller."""
+    by: str
+    """``phone`` (the agent's phone sent a hold) or ``api`` (the agent's screen)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallResumed(Event):
+    call_id: str
+    """minicc's id for the call."""
+    queue: str | None
+    """The queue the call was answered from."""
+    agent: str | None
+    """The agent back on the call."""
+    held: float
+    """Seconds the caller was on hold."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HoldRingBack(Event):
+    call_id: str
+    """The held call."""
+    queue: str | None
+    """The queue the call was answered from."""
+    agent: str
+    """The agent being rung back."""
+    attempt: int
+    """1 for the first ring-back of this hold, then 2, 3 ..."""
+    result: str | None = None
+    """None when the ring starts; then ``answered``, ``no-answer``, ``cancelled`` ..."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CallbackRequested(Event):
     call_id: str
     """The queue entry that keeps the place (the caller's original call id)."""
@@ -205,3 +243,43 @@ class CallbackResult(Event):
     """The agent who made the attempt."""
     detail: str | None = None
     """Why an attempt failed (``busy``, ``no-answer``, ...)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MonitorStarted(Event):
+    monitor: str
+    """The monitor's id (the supervisor's own call)."""
+    call_id: str
+    """minicc's key of the monitored call."""
+    supervisor: str
+    """The supervisor's extension."""
+    agent: str
+    """The extension monitored."""
+    mode: str
+    """``listen``, ``whisper`` or ``barge``."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MonitorModeChanged(Event):
+    monitor: str
+    """The monitor's id."""
+    mode: str
+    """The new mode: ``listen``, ``whisper`` or ``barge``."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MonitorEnded(Event):
+    monitor: str
+    """The monitor's id."""
+    reason: str
+    """``supervisor-hung-up``, ``call-ended``, ``stopped``, ``not-answered`` or ``refused``."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConferenceChanged(Event):
+    call_id: str
+    """minicc's key of the call."""
+    extension: str
+    """The third party."""
+    state: str
+    """``joined``, ``left``, or why it never joined (``no-answer``, ``busy``, ...)."""

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from minicc import runtime
 from minicc.bus import EventBus
 from minicc.config import ServeConfig
 from minicc.events import CallEnded
@@ -20,9 +22,11 @@ from minicc.queue.prompts import ClipCache, PromptCatalogue
 from minicc.queue.setup import AgentSetting, CallCenterSetup, PendingCallback
 from minicc.store.callcenter import CallCenterStore, tenant_prompts_dir
 from minicc.store.control import ControlStore
+from minicc.store.supervisors import read_supervisors
 from minicc.store.tenant import TenantStore
 from minicc.switch.control import CallObserver
 from minicc.switch.registrar import Binding as RegBinding
+from minicc.switch.sip.guard import GuardSettings
 from minicc.switch.sip.peer import Peer, Transport
 from minicc.switch.switch import Switch, SwitchSettings
 from minicc.tenants import models
@@ -73,6 +77,8 @@ class Snapshot:
     """Tenants or extensions changed: the directory must be swapped."""
     setups: dict[str, CallCenterSetup]
     """Call-center setups of the tenants whose database changed."""
+    supervisors: dict[str, frozenset[str]] = field(default_factory=dict)
+    """Supervisor extensions of the tenants whose database changed."""
 
 
 def _load_snapshot(stores: Stores) -> Snapshot:
@@ -86,6 +92,7 @@ def _load_snapshot(stores: Stores) -> Snapshot:
     tenants = stores.control.list_tenants()
     result = []
     setups: dict[str, CallCenterSetup] = {}
+    supervisors: dict[str, frozenset[str]] = {}
     for tenant in tenants:
         store = stores.tenants.get(tenant.name)
         if store is None:
@@ -98,9 +105,17 @@ def _load_snapshot(stores: Stores) -> Snapshot:
             stores.versions[tenant.name] = tv
             changed = True
             setups[tenant.name] = stores.callcenters[tenant.name].setup()
+            supervisors[tenant.name] = read_supervisors(store)
         result.append((tenant, store.all_extensions()))
+    names = {t.name for t in tenants}
+    for gone in [name for name in stores.tenants if name not in names]:
+        # Deleted (minicc tenant delete): let go of its database file.
+        stores.callcenters.pop(gone, None)
+        stores.versions.pop(gone, None)
+        stores.tenants.pop(gone).close()
+        changed = True
     default = stores.control.default_tenant()
-    return Snapshot(result, default.name if default else None, changed, setups)
+    return Snapshot(result, default.name if default else None, changed, setups, supervisors)
 
 
 _AGENT_STATES = {
@@ -164,6 +179,7 @@ class Server:
                 ring_timeout=config.ring_timeout,
                 media_relay=config.media_relay,
                 recordings_dir=config.data_dir / "recordings",
+                guard=GuardSettings(allow=config.guard_allow),
             ),
             self.directory,
             self.bus,
@@ -189,9 +205,11 @@ class Server:
                     tenant_prompts_dir(config.data_dir, tenant), cache=clips
                 ),
                 is_extension=self._is_extension,
+                is_supervisor=self.is_supervisor,
             )
             self.switch.observer = self.callcenter
         self._setups: dict[str, CallCenterSetup] = {}
+        self._supervisors: dict[str, frozenset[str]] = {}
         self._directory: tuple[object, str | None] = ([], None)
 
     async def start(self) -> None:
@@ -199,6 +217,7 @@ class Server:
         self._directory = (snapshot.tenants, snapshot.default)
         self.directory.replace(snapshot.tenants, snapshot.default)
         self._apply_setups(snapshot.setups)
+        self._supervisors.update(snapshot.supervisors)
         now = time.time()
         for name, store in self.stores.tenants.items():
             records = await asyncio.to_thread(store.load_bindings, now)
@@ -265,6 +284,7 @@ class Server:
                 self.directory.replace(snapshot.tenants, snapshot.default)
                 log.info("tenant directory reloaded (%d tenants)", len(snapshot.tenants))
             self._apply_setups(snapshot.setups)
+            self._supervisors.update(snapshot.supervisors)
 
     # ----------------------------------------------------------------- call center
 
@@ -303,6 +323,10 @@ class Server:
                     log.warning(
                         "tenant %s: agent %s not set %s: %s", tenant, ext, setting.state, exc
                     )
+
+    def is_supervisor(self, tenant: str, extension: str) -> bool:
+        """Whether ``extension`` is marked a supervisor (``minicc user set --supervisor``)."""
+        return extension in self._supervisors.get(tenant, ())
 
     def _is_extension(self, tenant: str, number: str) -> bool:
         entry = self.directory.get(tenant)
@@ -396,6 +420,13 @@ class Server:
                 raise OSError(
                     f"HTTP server did not start on {self.config.bind}:{self.config.http_port}"
                 )
+        if self.http_port is not None:
+            runtime.write(
+                self.config.data_dir,
+                pid=os.getpid(),
+                bind=self.config.bind,
+                http_port=self.http_port,
+            )
 
     @property
     def http_port(self) -> int | None:
@@ -408,6 +439,7 @@ class Server:
         return None
 
     async def _stop_http(self) -> None:
+        runtime.clear(self.config.data_dir, os.getpid())
         if self._http is not None:
             self._http.should_exit = True  # type: ignore[attr-defined]
 

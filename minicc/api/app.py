@@ -8,6 +8,7 @@ The OpenAPI document is at ``/api/openapi.json``, browsable docs at ``/api/docs`
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -24,10 +25,28 @@ from minicc.api import (
 )
 from minicc.api.context import ApiContext
 from minicc.store.tokens import TokenStore
+from minicc.switch.sip.guard import FloodGuard
 from minicc.webcall import signaling as webcall_signaling
 
 if TYPE_CHECKING:
     from minicc.server import Server
+
+
+def guard_status(guard: FloodGuard) -> dict[str, Any]:
+    """The flood guard's blocks, for ``/api/status`` and ``minicc status``."""
+    now = asyncio.get_running_loop().time()
+    return {
+        "dropped": guard.dropped,
+        "blocked": [
+            {
+                "address": b.address,
+                "offence": b.offence.value,
+                "offences": b.offences,
+                "seconds_left": round(b.until - now, 1),
+            }
+            for b in guard.blocks(now)
+        ],
+    }
 
 
 def create_app(server: Server) -> FastAPI:
@@ -50,7 +69,7 @@ def create_app(server: Server) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     @app.get("/api/status")
-    def status(request: Request) -> dict[str, Any]:
+    async def status(request: Request) -> dict[str, Any]:
         """Live summary: calls, registrations, SIP counters.
 
         It shows every tenant's calls, so until API tokens exist it answers only on the
@@ -78,6 +97,7 @@ def create_app(server: Server) -> FastAPI:
             "registrations": switch.registrar.count(),
             "transactions": len(switch.tx),
             "sip": dict(switch.stats),
+            "guard": guard_status(switch.guard),
             "tenants": [e.name for e in server.directory.entries()],
         }
 

@@ -18,7 +18,9 @@ from fastapi import Depends, Request
 from minicc.api.auth import LoginGuard, Principal
 from minicc.api.errors import ApiError
 from minicc.api.eventlog import EventLog
+from minicc.store.audit import AuditLog
 from minicc.store.tokens import Role, TokenStore
+from minicc.tenants.models import TenantStatus
 
 if TYPE_CHECKING:
     from minicc.queue.engine import CallCenter
@@ -46,6 +48,18 @@ class ApiContext:
         if callcenter is None:
             raise ApiError(503, "unavailable", "the call-center engine is not running")
         return callcenter
+
+    def audit(self, who: Principal, request: Request, action: str, detail: str = "") -> None:
+        """Record an administrative change made through the API (never blocks)."""
+        client = request.client.host if request.client else "?"
+        AuditLog(self.server.stores.control.db).record(
+            at=self.clock(),
+            actor=f"{who.role.value} {who.subject}",
+            source=f"api@{client}",
+            action=action,
+            tenant=who.tenant,
+            detail=detail,
+        )
 
     def wakeup(self, tenant: str) -> asyncio.Event:
         """Set when the tenant has a new event; the event stream waits on it."""
@@ -97,8 +111,13 @@ def principal_for(ctx: ApiContext, token: str | None) -> Principal:
             f"{why}: log in again (POST /api/sessions)",
             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
         )
-    if ctx.server.directory.get(record.tenant) is None:
+    entry = ctx.server.directory.get(record.tenant)
+    if entry is None:
         raise ApiError(401, "unauthorized", f"tenant {record.tenant!r} is not served here")
+    if entry.tenant.status is not TenantStatus.ACTIVE:
+        raise ApiError(
+            403, "suspended", f"tenant {record.tenant!r} is suspended by the service provider"
+        )
     return Principal.of(record)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from minicc.api.auth import Principal
@@ -97,11 +97,18 @@ async def force_state(
     change: StateChange,
     who: Supervisor,
     ctx: Ctx,
+    request: Request,
     extension: str = Path(min_length=1, max_length=32, pattern=r"^[0-9A-Za-z._-]+$"),
 ) -> AgentView:
     """A supervisor sets an agent's state (e.g. logs out an agent who left)."""
     _known(ctx, who.tenant, extension)
     _apply(ctx, who.tenant, extension, change)
+    ctx.audit(
+        who,
+        request,
+        f"set agent {extension} {change.state}",
+        change.model_dump_json(exclude_none=True),
+    )
     return _view(ctx, who.tenant, extension)
 
 

@@ -1,5 +1,5 @@
 """Calls over the API: the agent's screen pop (who calls, from which queue, what the IVR
-collected, the caller's last calls), hanging up, and the callbacks waiting."""
+collected, the caller's last calls), hanging up, hold and resume, and the callbacks waiting."""
 
 from __future__ import annotations
 
@@ -149,6 +149,44 @@ async def hangup(
     """End a call the caller's extension is talking on (a supervisor: any of the tenant's)."""
     call = _visible_call(ctx, who, call_id, answered_only=True)
     ctx.server.switch.hangup(call.key)
+    return Response(status_code=204)
+
+
+_HOLD_RESPONSES: dict[int | str, dict[str, object]] = {
+    401: {"model": ErrorResponse},
+    404: {"model": ErrorResponse},
+    409: {"model": ErrorResponse, "description": "the call cannot be held or resumed now"},
+}
+
+
+@router.post("/api/calls/{call_id:path}/hold", status_code=204, responses=_HOLD_RESPONSES)
+async def hold(
+    who: Caller,
+    ctx: Ctx,
+    call_id: str = Path(min_length=1, max_length=128),
+) -> Response:
+    """Put the caller on hold (music) and the agent's phone on silence, with no SIP toward
+    the phone (docs/hold.md)."""
+    call = _visible_call(ctx, who, call_id, answered_only=True)
+    if not ctx.server.switch.hold(call.key):
+        raise ApiError(409, "conflict", f"call {call_id} is on hold already or not connected")
+    return Response(status_code=204)
+
+
+@router.post("/api/calls/{call_id:path}/resume", status_code=204, responses=_HOLD_RESPONSES)
+async def resume(
+    who: Caller,
+    ctx: Ctx,
+    call_id: str = Path(min_length=1, max_length=128),
+) -> Response:
+    """End a hold made with ``hold``; a hold made on the phone is resumed on the phone."""
+    call = _visible_call(ctx, who, call_id, answered_only=True)
+    if not ctx.server.switch.resume(call.key):
+        raise ApiError(
+            409,
+            "conflict",
+            f"call {call_id} is not on hold from the API (a phone's hold is resumed on the phone)",
+        )
     return Response(status_code=204)
 
 

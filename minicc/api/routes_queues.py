@@ -39,6 +39,10 @@ class QueueView(BaseModel):
     """Average handle time (talk + wrap-up), seconds."""
     avg_abandon_wait: float | None
     occupancy: float | None
+    holds: int = 0
+    """Holds of answered calls that ended today (docs/hold.md)."""
+    hold_total: float = 0.0
+    """Their seconds (inside talk time, so inside AHT)."""
 
 
 class CallView(BaseModel):
@@ -67,6 +71,8 @@ def queue_view(q: QueueSnapshot) -> QueueView:
         aht=q.aht,
         avg_abandon_wait=q.avg_abandon_wait,
         occupancy=q.occupancy,
+        holds=q.holds,
+        hold_total=round(q.hold_total, 3),
     )
 
 

@@ -12,12 +12,14 @@ from minicc.api.auth import Principal, check_password
 from minicc.api.context import Caller, Ctx
 from minicc.api.errors import ApiError, ErrorResponse
 from minicc.store.tokens import Role, TokenKind
+from minicc.tenants.models import TenantStatus
 
 router = APIRouter(tags=["sessions"])
 
 _ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorResponse, "description": "wrong tenant, extension or password"},
     422: {"model": ErrorResponse, "description": "a field is missing or malformed"},
+    403: {"model": ErrorResponse, "description": "the tenant is suspended"},
     429: {"model": ErrorResponse, "description": "too many failed logins; retry later"},
 }
 
@@ -54,7 +56,12 @@ async def login(body: Login, request: Request, ctx: Ctx) -> Session:
     now = ctx.clock()
     client = request.client.host if request.client else "?"
     keys: list[tuple[str, ...]] = [("ip", client)]
-    entry = ctx.server.directory.resolve_host(body.tenant) or ctx.server.directory.get(body.tenant)
+    directory = ctx.server.directory
+    entry = directory.resolve_host(body.tenant) or directory.get(body.tenant)
+    if directory.suspended(body.tenant) is not None or (
+        entry is not None and entry.tenant.status is not TenantStatus.ACTIVE
+    ):
+        raise ApiError(403, "suspended", "this tenant is suspended by the service provider")
     if entry is not None:
         keys.append(("user", entry.name, body.extension))
     wait = ctx.guard.retry_after(keys, now)
@@ -110,9 +117,10 @@ async def me(who: Caller) -> Me:
 
 
 def _role_of(ctx: Ctx, tenant: str, extension: str) -> Role:
-    """A login is an agent's session. Supervisor and admin access comes from a long-lived
-    token an administrator makes (``minicc token create --role supervisor``)."""
-    del ctx, tenant, extension
+    """Extensions marked supervisors (``minicc user set --supervisor``) log in as
+    supervisors; everyone else as an agent. Admin access comes from a long-lived token."""
+    if ctx.server.is_supervisor(tenant, extension):
+        return Role.SUPERVISOR
     return Role.AGENT
 
 

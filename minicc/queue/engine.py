@@ -34,12 +34,16 @@ from minicc.queue.engine_core import (
 )
 from minicc.queue.engine_tenant import TenantEngine
 from minicc.queue.ivr import LookupResult
+from minicc.queue.monitors import MonitorDesk
 from minicc.queue.prompts import ClipCache, PromptCatalogue
 from minicc.queue.setup import CallCenterSetup
 from minicc.queue.stats import StatsSnapshot
 from minicc.switch.control import (
     CallControl,
+    HoldBy,
     IncomingCall,
+    MonitorEnd,
+    MonitorMode,
     OriginateLeg,
     PlaybackOutcome,
     RingResult,
@@ -75,6 +79,8 @@ class CallCenter:
             :meth:`lookup_done`. None: every lookup takes its node's fallback.
         is_extension: ``is_extension(tenant, number)`` for numbers not in a tenant's
             number plan; None lets the switch decide (it refuses unknown extensions).
+        is_supervisor: ``is_supervisor(tenant, extension)``: who may monitor
+            (:mod:`minicc.queue.monitors`); None: nobody.
         options: engine knobs.
         rng: randomness for the wait estimates.
         loop: the event loop; default: the running loop at first use.
@@ -90,6 +96,7 @@ class CallCenter:
         catalogue_for: Callable[[str], PromptCatalogue] | None = None,
         lookup: LookupHook | None = None,
         is_extension: Callable[[str, str], bool] | None = None,
+        is_supervisor: Callable[[str, str], bool] | None = None,
         options: EngineOptions | None = None,
         rng: random.Random | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
@@ -111,6 +118,14 @@ class CallCenter:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._watch: asyncio.Task[None] | None = None
+        self.desk = MonitorDesk(
+            control,
+            is_supervisor=is_supervisor,
+            is_extension=is_extension,
+            publish=self._publish,
+            wall=time.time,
+        )
+        """Supervisor monitors (feature codes, the registry) and conferences."""
 
     # -- clocks and the timer -----------------------------------------------------------------
 
@@ -302,6 +317,13 @@ class CallCenter:
             log.exception("call %s: hang-up failed too", key)
 
     def route(self, call: IncomingCall) -> Route:
+        try:
+            feature = self.desk.route(call)
+        except Exception:
+            log.exception("call %s: feature code routing failed", call.key)
+            return Route(kind=RouteKind.REJECT, status=500)
+        if feature is not None:
+            return feature
         engine = self._engines.get(call.tenant)
         if engine is None:  # no call center for this tenant: a plain PBX call
             return Route(kind=RouteKind.EXTENSION, extension=call.number)
@@ -315,6 +337,8 @@ class CallCenter:
         return route
 
     def call_answered(self, key: str) -> None:
+        if self.desk.call_answered(key):
+            return
         engine = self._owner(key)
         if engine is not None:
             try:
@@ -351,6 +375,8 @@ class CallCenter:
             self._rearm()
 
     def call_ended(self, key: str, by_caller: bool) -> None:
+        if self.desk.call_ended(key):
+            return
         engine = self._owner(key)
         if engine is not None:
             try:
@@ -358,6 +384,24 @@ class CallCenter:
             except Exception:
                 log.exception("call %s: end handling failed", key)
             self._owners.pop(key, None)
+            self._rearm()
+
+    def call_held(self, key: str, by: HoldBy) -> None:
+        engine = self._owner(key)
+        if engine is not None:
+            try:
+                engine.call_held(key, by, self._now())
+            except Exception:
+                self._failed(key)
+            self._rearm()
+
+    def call_resumed(self, key: str) -> None:
+        engine = self._owner(key)
+        if engine is not None:
+            try:
+                engine.call_resumed(key, self._now())
+            except Exception:
+                self._failed(key)
             self._rearm()
 
     def originate_result(self, key: str, leg: OriginateLeg, result: RingResult) -> None:
@@ -368,3 +412,20 @@ class CallCenter:
             except Exception:
                 self._failed(key)
             self._rearm()
+
+    # Monitors and conferences: the registry is the desk's (minicc.queue.monitors).
+
+    def monitor_started(self, monitor: str, key: str, mode: MonitorMode) -> None:
+        self.desk.monitor_started(monitor, key, mode)
+
+    def monitor_mode_changed(self, monitor: str, mode: MonitorMode) -> None:
+        self.desk.monitor_mode_changed(monitor, mode)
+
+    def monitor_ended(self, monitor: str, reason: MonitorEnd) -> None:
+        self.desk.monitor_ended(monitor, reason)
+
+    def conference_result(self, key: str, attempt: int, result: RingResult) -> None:
+        self.desk.conference_result(key, attempt, result)
+
+    def conference_ended(self, key: str, attempt: int) -> None:
+        self.desk.conference_ended(key, attempt)

@@ -97,6 +97,8 @@ class EngineOptions:
     """Queue-to-queue overflows one call may take."""
     ewt_samples: int = 64
     """Simulated futures per estimate."""
+    hold_ring_backs: int = 3
+    """Ring-backs per hold when the queue's hold timeout passes (docs/hold.md)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -181,8 +183,7 @@ class EngineCore:
         touched: set[str] = set()
         for event in events:
             if isinstance(event, HoldExpired):
-                # Hold ring-back needs a switch API the contract does not have yet.
-                log.warning("agent %s: hold timed out on %s", event.agent_id, event.call_id)
+                self._hold_expired(event, now)
                 continue
             self.stats.apply(event)
             self._handle_times(event)
@@ -200,6 +201,10 @@ class EngineCore:
             )
         for agent_id in sorted(touched):
             self._persist_agent(agent_id)
+
+    def _hold_expired(self, event: HoldExpired, now: float) -> None:
+        """A hold timer fired: the hold layer (:mod:`minicc.queue.engine_hold`) rings back."""
+        log.warning("agent %s: hold timed out on %s", event.agent_id, event.call_id)
 
     def _handle_times(self, event: AgentStateChanged) -> None:
         if event.call_id is None:

@@ -27,6 +27,7 @@ from minicc.queue.agents import TRANSITIONS, AgentInput, AgentState, AgentStateE
 from minicc.queue.engine_callbacks import CallbackEngine
 from minicc.queue.engine_calls import CallInput, CallPhase, LiveCall, PlayKind
 from minicc.queue.engine_core import EngineDeps
+from minicc.queue.engine_hold import HoldEngine
 from minicc.queue.engine_queues import QueueRuntime
 from minicc.queue.ivr import (
     Action,
@@ -67,7 +68,7 @@ log = logging.getLogger(__name__)
 DEFAULT_PAUSE_REASON = "paused"
 
 
-class TenantEngine(CallbackEngine):
+class TenantEngine(HoldEngine, CallbackEngine):
     """A tenant's queue engine (module docstring). Every method takes engine time ``now``."""
 
     def __init__(self, setup: CallCenterSetup, deps: EngineDeps, now: float) -> None:
@@ -339,7 +340,7 @@ class TenantEngine(CallbackEngine):
 
     def ring_result(self, key: str, attempt: int, result: RingResult, now: float) -> None:
         call = self.calls.get(key)
-        if call is None:
+        if call is None or self._hold_ring_result(key, attempt, result, now):
             return
         if attempt not in call.attempts:
             withdrawn = call.withdrawn.pop(attempt, None)
@@ -395,6 +396,7 @@ class TenantEngine(CallbackEngine):
                 self._origin_ended(key, now)
                 self._settle(now)
             return
+        self._hold_call_ended(call, now)
         if call.phase is CallPhase.IVR and call.run is not None:
             call.run.handle(CallerHungUp(), self._wall(now))  # only a CancelLookup can come back
         elif call.phase is CallPhase.QUEUED:

@@ -201,6 +201,9 @@ class QueueConfig:
     """Whether answered calls are recorded."""
     max_misses: int | None = 3
     """Consecutive rejected or missed offers after which an agent is auto-paused; None: never."""
+    hold_timeout: float | None = 120.0
+    """Seconds a caller may stay on hold before minicc rings the agent back (and again every
+    as long, a few times); 0 or None: never (docs/hold.md)."""
 
     def __post_init__(self) -> None:
         owner = "QueueConfig"
@@ -217,6 +220,7 @@ class QueueConfig:
             owner, "service_level_threshold", self.service_level_threshold, allow_zero=True
         )
         _check_seconds(owner, "widen_after", self.widen_after, allow_zero=False)
+        _check_seconds(owner, "hold_timeout", self.hold_timeout, allow_zero=True)
         if self.max_length is not None and (
             isinstance(self.max_length, bool)
             or not isinstance(self.max_length, int)

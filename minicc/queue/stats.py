@@ -27,6 +27,9 @@ exactly against a call log. Definitions (per queue, over the period since the la
   this queue's calls / staffed time of the agents logged into this queue. An agent in two
   queues counts as staffed in both, so queue occupancies do not add up to the agent's.
 - **agent time in state** is per (state, pause reason); **calls handled** counts answers.
+- **holds** / **hold_total** (per queue and agent): holds of answered calls counted when
+  they end (resumed, or the call ended held), with their seconds. Hold time stays inside
+  talk time and so inside AHT: the agent is still on the call.
 
 Intervals that began before the period are counted from its start; calls waiting across
 a reset stay waiting and count as answered/abandoned in the period they end in, and a call
@@ -50,6 +53,7 @@ __all__ = [
     "CallJoined",
     "CallLeft",
     "CallbackRequested",
+    "HoldEnded",
     "LeaveReason",
     "LiveStats",
     "QueueEvent",
@@ -117,6 +121,16 @@ class CallbackRequested(QueueEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class HoldEnded(QueueEvent):
+    """An answered call came off hold (resumed, or ended while held)."""
+
+    agent_id: str | None
+    """The agent who held it."""
+    held: float
+    """Seconds on hold."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class QueueSnapshot:
     name: str
     """The queue's name."""
@@ -166,6 +180,10 @@ class QueueSnapshot:
     """Average wait of abandoned calls, seconds."""
     occupancy: float | None
     """0-1; see the module docstring."""
+    holds: int = 0
+    """Holds of answered calls that ended (resumed, or the call ended held)."""
+    hold_total: float = 0.0
+    """Seconds those holds lasted (inside talk time: a held call is still handled)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -184,6 +202,10 @@ class AgentSnapshot:
     """Seconds per (state, pause reason) in the period, up to the snapshot."""
     occupancy: float | None
     """0-1: on call or wrap-up over staffed time."""
+    holds: int = 0
+    """Holds the agent ended in the period."""
+    hold_total: float = 0.0
+    """Seconds of those holds."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -218,6 +240,8 @@ class _Queue:
     wrap_up_total: float = 0.0
     busy: float = 0.0
     staffed: float = 0.0
+    holds: int = 0
+    hold_total: float = 0.0
 
 
 @dataclass(slots=True)
@@ -229,6 +253,8 @@ class _Agent:
     call_queue: str | None
     calls_handled: int = 0
     time_in: dict[tuple[AgentState, str | None], float] = field(default_factory=dict)
+    holds: int = 0
+    hold_total: float = 0.0
 
 
 def _ratio(part: float, whole: float) -> float | None:
@@ -271,6 +297,7 @@ class LiveStats:
         for agent in self._agents.values():
             agent.calls_handled = 0
             agent.time_in = {}
+            agent.holds, agent.hold_total = 0, 0.0
 
     def apply(self, event: QueueEvent | AgentStateChanged) -> None:
         """Account for one event. Events must come in time order."""
@@ -278,6 +305,14 @@ class LiveStats:
             self._agent_event(event)
             return
         queue = self._queue(event.queue)
+        if isinstance(event, HoldEnded):
+            queue.holds += 1
+            queue.hold_total += event.held
+            agent = self._agents.get(event.agent_id or "")
+            if agent is not None:
+                agent.holds += 1
+                agent.hold_total += event.held
+            return
         if isinstance(event, CallJoined):
             start = event.at if event.joined_at is None else event.joined_at
             queue.waiting[event.call_id] = (start, event.callback)
@@ -387,6 +422,8 @@ class LiveStats:
                 calls_handled=record.calls_handled,
                 time_in=MappingProxyType(time_in),
                 occupancy=_ratio(busy, staffed),
+                holds=record.holds,
+                hold_total=record.hold_total,
             )
         queues = {
             name: self._queue_snapshot(
@@ -433,4 +470,6 @@ class LiveStats:
             aht=_ratio(queue.talk_total + queue.wrap_up_total, queue.handled),
             avg_abandon_wait=_ratio(queue.abandon_wait_total, queue.abandoned),
             occupancy=_ratio(queue.busy + busy_extra, queue.staffed + staffed_extra),
+            holds=queue.holds,
+            hold_total=queue.hold_total,
         )

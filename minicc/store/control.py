@@ -8,6 +8,7 @@ data can ever return another's, and a tenant can be moved or deleted as one file
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import re
 import sqlite3
@@ -17,12 +18,13 @@ from pathlib import Path
 
 from minicc.store.database import Database, Migration, StoreError
 from minicc.store.tenant import TenantStore
-from minicc.tenants.models import Tenant, TenantStatus
+from minicc.tenants.models import Quotas, Tenant, TenantStatus
 
 logger = logging.getLogger(__name__)
 
 CONTROL_DB = "control.db"
 TENANTS_DIR = "tenants"
+RECORDINGS_DIR = "recordings"
 DEFAULT_TENANT_KEY = "default_tenant"
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -65,6 +67,21 @@ MIGRATIONS: tuple[Migration, ...] = (
     );
     CREATE INDEX api_tokens_tenant ON api_tokens(tenant);
     """,
+    # 4: the audit log of administrative changes (issue 6): who, what, when, from where.
+    """
+    CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY,
+        at REAL NOT NULL,
+        actor TEXT NOT NULL,
+        source TEXT NOT NULL,
+        tenant TEXT,
+        action TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX audit_log_tenant_at ON audit_log(tenant, at);
+    """,
+    # 5: per-tenant quotas (issue 6), a JSON object so a new limit needs no migration.
+    "ALTER TABLE tenants ADD COLUMN quotas TEXT NOT NULL DEFAULT '{}';",
 )
 
 _NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
@@ -199,6 +216,61 @@ class ControlStore:
         assert updated is not None
         return updated
 
+    def set_quotas(self, tenant: str, quotas: Quotas) -> Tenant:
+        """Replace ``tenant``'s quotas (the running server applies them at once).
+
+        Raises:
+            StoreError: unknown tenant.
+        """
+        found = self._require(tenant)
+        text = json.dumps(quotas.as_dict(), sort_keys=True)
+        self.db.write(
+            lambda conn: conn.execute(
+                "UPDATE tenants SET quotas = ? WHERE id = ?", (text, found.id)
+            )
+        )
+        updated = self.get_tenant(found.name)
+        assert updated is not None
+        return updated
+
+    def set_status(self, tenant: str, status: TenantStatus) -> Tenant:
+        """Suspend or resume ``tenant``: a suspended one keeps its data, but its calls,
+        registrations and logins are refused (the running server sees the change).
+
+        Raises:
+            StoreError: unknown tenant.
+        """
+        found = self._require(tenant)
+        self.db.write(
+            lambda conn: conn.execute(
+                "UPDATE tenants SET status = ? WHERE id = ?", (status.value, found.id)
+            )
+        )
+        updated = self.get_tenant(found.name)
+        assert updated is not None
+        return updated
+
+    def delete_tenant(self, tenant: str) -> None:
+        """Remove ``tenant``'s rows (domains, tokens, default mark); its files are the
+        caller's business (see :mod:`minicc.store.archive`).
+
+        Raises:
+            StoreError: unknown tenant.
+        """
+        found = self._require(tenant)
+
+        def delete(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM tenant_domains WHERE tenant_id = ?", (found.id,))
+            conn.execute("DELETE FROM api_tokens WHERE tenant = ?", (found.name,))
+            conn.execute(
+                "DELETE FROM settings WHERE key = ? AND value = ?",
+                (DEFAULT_TENANT_KEY, found.name),
+            )
+            conn.execute("DELETE FROM tenants WHERE id = ?", (found.id,))
+
+        self.db.write(delete)
+        logger.info("deleted tenant %s", found.name)
+
     def add_domain_alias(self, tenant: str, domain: str) -> None:
         """Make ``domain`` resolve to ``tenant`` (by name or domain) as well.
 
@@ -326,7 +398,7 @@ class ControlStore:
     @staticmethod
     def _select(conn: sqlite3.Connection, where: str, params: tuple[str, ...]) -> list[Tenant]:
         rows = conn.execute(
-            "SELECT t.id, t.name, t.domain, t.created_at, t.status, t.record_calls,"
+            "SELECT t.id, t.name, t.domain, t.created_at, t.status, t.record_calls, t.quotas,"
             " (SELECT group_concat(domain, ' ') FROM"
             "   (SELECT domain FROM tenant_domains WHERE tenant_id = t.id AND NOT is_primary"
             "    ORDER BY domain)) AS aliases"
@@ -342,6 +414,7 @@ class ControlStore:
                 status=TenantStatus(row["status"]),
                 aliases=tuple(row["aliases"].split()) if row["aliases"] else (),
                 record_calls=bool(row["record_calls"]),
+                quotas=Quotas.from_dict(json.loads(row["quotas"] or "{}")),
             )
             for row in rows
         ]

@@ -52,12 +52,14 @@ from minicc.switch.b2bua import (
 )
 from minicc.switch.control import (
     CallObserver,
+    HoldBy,
     IncomingCall,
     PlaybackOutcome,
     RingResult,
     Route,
     RouteKind,
 )
+from minicc.switch.hold import Holds
 from minicc.switch.media.player import Clip, MediaPlayer, Playback, PlaybackDone, load_clip
 from minicc.switch.media.wav import WavError
 from minicc.switch.sip.message import Request, Response, make_response
@@ -93,6 +95,8 @@ class Attempt:
     legs: list[Leg] = field(default_factory=list)
     timer: asyncio.TimerHandle | None = None
     done: bool = False
+    replaces: Leg | None = None
+    """A ring-back's held leg: its answer may replace the call's callee (hold.py)."""
 
 
 @dataclass(slots=True, eq=False)
@@ -107,6 +111,8 @@ class AppCall:
     """Attempts still ringing, by id."""
     playbacks: dict[int, Playback] = field(default_factory=dict)
     """Playbacks not reported yet, by the id :meth:`AppCalls.play` returned."""
+    held: HoldBy | None = None
+    """Who holds the bridged call, None when not on hold (:mod:`minicc.switch.hold`)."""
 
 
 class _Clips:
@@ -142,6 +148,7 @@ class AppCalls:
         self._ids = itertools.count(1)  # playback and attempt ids, unique per switch
         # The player's own playback id -> (call, the id play() returned).
         self._by_player: dict[int, tuple[Call, int]] = {}
+        self.holds = Holds(b2bua, self)
 
     # ----------------------------------------------------------------- from the B2BUA
 
@@ -387,7 +394,8 @@ class AppCalls:
             b2bua._flush()
             return
         cause = None if status < 300 else status
-        if call.caller.dialog is not None:
+        # Answered: BYE to every leg still there (a conference's caller may have left).
+        if call.caller.dialog is not None or call.state is CallState.ANSWERED:
             b2bua._hangup(call, HangupSide.SYSTEM, cause=cause)
         else:
             final = status if status >= 300 else 480
@@ -395,6 +403,18 @@ class AppCalls:
             b2bua._cancel_forks(call)
             b2bua._finish(call, HangupSide.SYSTEM, final)
         b2bua._flush()
+
+    def hold(self, key: str) -> bool:
+        """See :meth:`CallControl.hold <minicc.switch.control.CallControl.hold>`."""
+        return self.holds.hold(key)
+
+    def resume(self, key: str) -> bool:
+        """See :meth:`CallControl.resume <minicc.switch.control.CallControl.resume>`."""
+        return self.holds.resume(key)
+
+    def ring_back(self, key: str, extension: str, *, timeout: float) -> int:
+        """See :meth:`CallControl.ring_back <minicc.switch.control.CallControl.ring_back>`."""
+        return self.holds.ring_back(key, extension, timeout=timeout)
 
     # ----------------------------------------------------------------- answering
 
@@ -434,7 +454,8 @@ class AppCalls:
         if status < 200:
             return
         if response is not None and response.is_success:
-            if call.state is CallState.ENDED or attempt.done or call.callee is not None:
+            taken = call.callee is not None and call.callee is not attempt.replaces
+            if call.state is CallState.ENDED or attempt.done or taken:
                 self._b2bua._ack_and_bye(leg, response)  # lost the race, or too late
             else:
                 self._first_answer(call, attempt, leg, response)

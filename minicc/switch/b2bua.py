@@ -23,6 +23,7 @@ import asyncio
 import itertools
 import logging
 import random
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -78,6 +79,23 @@ class Contacts(Protocol):
 
     def targets(self, tenant: str, extension: str) -> list[tuple[str, Peer]]:
         """(Contact URI, the Peer its REGISTER came from) for each live binding."""
+        ...
+
+
+class CallWatcher(Protocol):
+    """Hooks into one call (:attr:`Call.watchers`); each is called on the loop, and an
+    exception is logged, never raised into SIP handling."""
+
+    def leg_left(self, call: Call, side: Side) -> bool:
+        """``side`` sent BYE (answered 200 already); True keeps the call going without it."""
+        ...
+
+    def call_dtmf(self, call: Call, side: Side, digit: str) -> None:
+        """A key pressed on ``side``'s phone."""
+        ...
+
+    def call_ending(self, call: Call) -> None:
+        """The call ends (once), before its media session closes."""
         ...
 
 
@@ -144,9 +162,38 @@ class Call:
     ring_timer: asyncio.TimerHandle | None = None
     caller_cancelled: bool = False
     recording: Path | None = None
+    watchers: list[CallWatcher] = field(default_factory=list)
+    """Who else must hear of this call's BYEs, DTMF and end (a supervisor's mixer, a
+    conference: :mod:`~minicc.switch.monitor`)."""
 
     def leg(self, side: Side) -> Leg | None:
         return self.caller if side is Side.CALLER else self.callee
+
+
+class CallTable(dict[str, "Call"]):
+    """Live calls by key, also counted per tenant: a quota is checked on every INVITE,
+    so the count is kept as calls come and go instead of counted each time.
+
+    Only item assignment and ``pop`` keep the counts: no ``update``/``setdefault`` here.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.per_tenant: Counter[str] = Counter()
+
+    def __setitem__(self, key: str, call: Call) -> None:
+        if key not in self:
+            self.per_tenant[call.tenant.name] += 1
+        super().__setitem__(key, call)
+
+    def pop(self, key: str, default: Call | None = None) -> Call | None:  # type: ignore[override]
+        call = super().pop(key, None)
+        if call is None:
+            return default
+        self.per_tenant[call.tenant.name] -= 1
+        if self.per_tenant[call.tenant.name] <= 0:
+            del self.per_tenant[call.tenant.name]
+        return call
 
 
 class B2BUA:
@@ -185,7 +232,7 @@ class B2BUA:
         # after an input. Work that runs on its own (call set-up after the media ports are
         # bound, the ring timer) calls this to have its messages sent at once.
         self._flush = flush
-        self._calls: dict[str, Call] = {}  # by Call.key
+        self._calls = CallTable()  # by Call.key
         # (Call-ID, our tag) -> (call, side): how in-dialog requests find their leg.
         self._dialogs: dict[tuple[str, str], tuple[Call, Side]] = {}
         # Client transaction key -> continuation for its responses (None means timeout).
@@ -202,6 +249,10 @@ class B2BUA:
     @property
     def active_calls(self) -> int:
         return len(self._calls)
+
+    def calls_of(self, tenant: str) -> int:
+        """Calls of ``tenant`` in progress (what its concurrent-call quota counts)."""
+        return self._calls.per_tenant[tenant]
 
     def calls(self) -> list[Call]:
         return list(self._calls.values())
@@ -359,6 +410,8 @@ class B2BUA:
         method = request.method
         if method == "BYE":
             self._reply(request, 200)
+            if any(_watch(w.leg_left, call, side) for w in list(call.watchers)):
+                return True  # a conference goes on without this leg
             hangup_side = HangupSide.CALLER if side is Side.CALLER else HangupSide.CALLEE
             self._hangup(call, hangup_side, cause=None, skip=side)
         elif method == "INVITE":
@@ -416,6 +469,8 @@ class B2BUA:
         )
         if call.app is not None and side is Side.CALLER:
             self.app.dtmf(call, digit)
+        for watcher in list(call.watchers):
+            _watch(watcher.call_dtmf, call, side, digit)
 
     # ----------------------------------------------------------------- call setup
 
@@ -685,6 +740,8 @@ class B2BUA:
         """Hold, resume or a codec change: pass the offer through the relay to the other side."""
         other = call.leg(side.other)
         me = call.leg(side)
+        if call.app is not None and self.app.holds.on_reinvite(call, side, request):
+            return  # hold / resume on a bridged application call (minicc.switch.hold)
         if call.app is not None and other is None and side is Side.CALLER:
             self.app.answer_reinvite(call, request)  # no agent yet: minicc is the other end
             return
@@ -778,6 +835,8 @@ class B2BUA:
             self.app.finished(call, by_caller=side is HangupSide.CALLER)
         if call.outbound is not None:
             self.originator.finished(call, side)  # likewise, and it may set caller_cancelled
+        for watcher in list(call.watchers):
+            _watch(watcher.call_ending, call)
         recording = None
         if call.media is not None:
             if call.recording is not None:
@@ -920,6 +979,15 @@ def _set_remote(call: Call, side: Side, sdp: sdplib.SessionDescription) -> None:
     endpoint = call.media.a if side is Side.CALLER else call.media.b
     endpoint.set_remote(sdplib.media_address(sdp))
     endpoint.set_telephone_event_pt(sdplib.telephone_event_pt(sdp))
+
+
+def _watch(hook: Callable[..., bool | None], call: Call, *args: object) -> bool:
+    """Call a :class:`CallWatcher` hook; a failure is logged and counts as False."""
+    try:
+        return bool(hook(call, *args))
+    except Exception:
+        log.exception("%s: call watcher %s failed", call.key, getattr(hook, "__name__", hook))
+        return False
 
 
 def _warning(code: int, text: str) -> tuple[str, str]:

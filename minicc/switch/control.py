@@ -12,6 +12,18 @@ on a later turn of the loop, in the order things happened, never from inside a
 :class:`CallControl` call, so the engine may call CallControl from any of them. Each ``play``
 ends in exactly one ``playback_done`` and each ``ring`` in exactly one ``ring_result``, also
 for a call already gone (ABORTED, CANCELLED) or a file that cannot be played (ABORTED).
+
+Hold (:mod:`minicc.switch.hold`): once an agent is bridged, a hold from the agent's phone
+(a re-INVITE with sendonly, inactive or ``c=0.0.0.0``) or from :meth:`CallControl.hold` is
+answered by minicc itself and reported as ``call_held``; the engine plays music on hold to
+the caller. A resume (or an answered :meth:`CallControl.ring_back`) cuts that music itself
+and is reported as ``call_resumed``. Each ``call_held`` is followed by at most one
+``call_resumed`` (none when the call ends while held).
+
+Supervisor monitors and three-way conferences (:mod:`minicc.switch.monitor`): each monitor
+(``monitor`` or ``attach_monitor``) ends in exactly one ``monitor_ended``, each
+``conference`` in exactly one ``conference_result``, and an ANSWERED one in exactly one
+``conference_ended`` later. Observers without these methods are simply not told.
 """
 
 from __future__ import annotations
@@ -81,10 +93,44 @@ class OriginateLeg(Enum):
     """The number dialled once the agent answered."""
 
 
+class HoldBy(Enum):
+    """Who put a bridged application call on hold."""
+
+    PHONE = "phone"
+    """The agent's phone (a hold re-INVITE); it resumes with a sendrecv re-INVITE."""
+    API = "api"
+    """:meth:`CallControl.hold` (the agent's screen); resumed by :meth:`CallControl.resume`."""
+
+
 class PlaybackOutcome(Enum):
     FINISHED = "finished"
     CANCELLED = "cancelled"
     ABORTED = "aborted"
+
+
+class MonitorMode(Enum):
+    """What a supervisor does on a call (see :class:`minicc.switch.media.mixer.MixMode`)."""
+
+    LISTEN = "listen"
+    """The supervisor hears both parties; nobody hears the supervisor."""
+    WHISPER = "whisper"
+    """The agent hears the supervisor, the caller does not."""
+    BARGE = "barge"
+    """Everybody hears everybody."""
+
+
+class MonitorEnd(Enum):
+    """Why a monitor ended (:meth:`CallObserver.monitor_ended`)."""
+
+    SUPERVISOR_HUNG_UP = "supervisor-hung-up"
+    CALL_ENDED = "call-ended"
+    """The monitored call ended; the supervisor was hung up."""
+    STOPPED = "stopped"
+    """:meth:`CallControl.stop_monitor`."""
+    NOT_ANSWERED = "not-answered"
+    """The supervisor's phone did not answer (busy, no answer, no phone registered)."""
+    REFUSED = "refused"
+    """The call cannot be monitored: gone, not answered yet, or already mixed."""
 
 
 class CallObserver(Protocol):
@@ -115,6 +161,16 @@ class CallObserver(Protocol):
         """The call is over (caller hung up, agent hung up, or :meth:`CallControl.hangup`)."""
         ...
 
+    def call_held(self, key: str, by: HoldBy) -> None:
+        """The bridged call is on hold: the agent hears silence, the caller hears nothing
+        until the engine plays music (:meth:`CallControl.play`, looped)."""
+        ...
+
+    def call_resumed(self, key: str) -> None:
+        """The hold ended (the phone resumed, :meth:`CallControl.resume`, or a ring-back was
+        answered): the switch already cut the caller's playback; both hear each other."""
+        ...
+
     def originate_result(self, key: str, leg: OriginateLeg, result: RingResult) -> None:
         """A leg of an :meth:`CallControl.originate` call stopped ringing.
 
@@ -123,6 +179,28 @@ class CallObserver(Protocol):
         call: :meth:`call_ended` follows (``by_caller`` is True when the dialled party hung
         up, False when the agent or :meth:`CallControl.hangup` ended it).
         """
+        ...
+
+    def monitor_started(self, monitor: str, key: str, mode: MonitorMode) -> None:
+        """The supervisor answered and hears call ``key``."""
+        ...
+
+    def monitor_mode_changed(self, monitor: str, mode: MonitorMode) -> None:
+        """The monitor's mode changed (the supervisor's DTMF or set_monitor_mode)."""
+        ...
+
+    def monitor_ended(self, monitor: str, reason: MonitorEnd) -> None:
+        """A monitor is over (exactly once per monitor, started or not)."""
+        ...
+
+    def conference_result(self, key: str, attempt: int, result: RingResult) -> None:
+        """A :meth:`CallControl.conference` attempt stopped ringing (ANSWERED: joined)."""
+        ...
+
+    def conference_ended(self, key: str, attempt: int) -> None:
+        """The third party of an answered conference left (or the call ended). When the
+        caller or agent leaves instead, the other two go on and this comes when the
+        conversation ends."""
         ...
 
 
@@ -167,4 +245,50 @@ class CallControl(Protocol):
         shows (the customer's number). Returns the new call's key at once; progress comes
         through :meth:`CallObserver.originate_result`, the end through
         :meth:`CallObserver.call_ended`. :meth:`hangup` withdraws it at any stage."""
+        ...
+
+    def hold(self, key: str) -> bool:
+        """Put a bridged call on hold without SIP toward the agent's phone: the agent's leg
+        gets silence and ``call_held(key, HoldBy.API)`` follows. False (nothing reported)
+        when the call is not bridged or already on hold."""
+        ...
+
+    def resume(self, key: str) -> bool:
+        """End a hold made by :meth:`hold`: the caller's music stops, ``call_resumed``
+        follows. False when the call is not on hold, or the phone holds it (a phone's hold
+        is resumed on the phone)."""
+        ...
+
+    def ring_back(self, key: str, extension: str, *, timeout: float) -> int:
+        """Ring ``extension``'s devices again for a held call (the hold timeout), showing the
+        held caller as "On hold: <name>". The first to answer replaces the held leg (which
+        gets BYE) and the call resumes; a resume on the held leg cancels it. Ends in exactly
+        one ``ring_result``; returns its attempt id."""
+
+    def find_call(self, tenant: str, extension: str) -> str | None:
+        """The key of the answered two-party call ``extension`` is on (as caller, callee or
+        bridged agent), None when it is on none. A query: nothing is reported."""
+        ...
+
+    def monitor(self, key: str, supervisor: str, mode: MonitorMode, *, timeout: float) -> str:
+        """Ring every device of extension ``supervisor`` for up to ``timeout`` seconds; on
+        answer the supervisor joins call ``key`` in ``mode``. Returns the monitor's id."""
+        ...
+
+    def attach_monitor(self, monitor: str, key: str, mode: MonitorMode) -> None:
+        """Join the answered call ``monitor`` (a supervisor's own call, e.g. a feature code
+        routed to APPLICATION) to call ``key`` in ``mode``; ``monitor`` is the id."""
+        ...
+
+    def set_monitor_mode(self, monitor: str, mode: MonitorMode) -> None:
+        """Switch a monitor to ``mode`` (the supervisor's DTMF 1/2/3 does the same)."""
+        ...
+
+    def stop_monitor(self, monitor: str) -> None:
+        """Hang up the supervisor; the call goes on as before."""
+        ...
+
+    def conference(self, key: str, extension: str, *, timeout: float) -> int:
+        """Ring every device of ``extension`` for up to ``timeout`` seconds; on answer it
+        joins call ``key`` and all three hear each other. Returns an attempt id."""
         ...

@@ -5,9 +5,9 @@ It follows aioquic's shape: bytes in (``on_data``), the transaction layer's even
 earliest transaction deadline.
 
 The switch is also the :class:`~minicc.switch.control.CallControl` the queue engine drives
-(``play``, ``ring``, ``hangup``, ``originate``...), and takes the engine as its
-:class:`~minicc.switch.control.CallObserver`; see :mod:`minicc.switch.appcalls` and
-:mod:`minicc.switch.originate`.
+(``play``, ``ring``, ``hangup``, ``originate``, ``monitor``, ``conference``...), and takes
+the engine as its :class:`~minicc.switch.control.CallObserver`; see
+:mod:`minicc.switch.appcalls`, :mod:`minicc.switch.originate` and :mod:`minicc.switch.monitor`.
 """
 
 from __future__ import annotations
@@ -18,19 +18,21 @@ import secrets
 import ssl
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from minicc.bus import EventBus
 from minicc.events import AuthFailed, Registered, Unregistered
 from minicc.switch.appcalls import AppCalls
 from minicc.switch.b2bua import ALLOW, B2BUA, SwitchIdentity
-from minicc.switch.control import CallObserver
+from minicc.switch.control import CallObserver, MonitorMode
 from minicc.switch.media.relay import MediaEngine
+from minicc.switch.monitor import Monitors
 from minicc.switch.registrar import Binding, Registrar
 from minicc.switch.sip import transaction as txm
 from minicc.switch.sip.auth import DigestServer, algorithms_for_client
 from minicc.switch.sip.errors import SipError, SipKeepAlive, SipParseError
+from minicc.switch.sip.guard import FloodGuard, GuardSettings
 from minicc.switch.sip.message import Request, make_response
 from minicc.switch.sip.parser import parse_message, validate_request, validate_response
 from minicc.switch.sip.peer import Peer, Transport
@@ -80,6 +82,8 @@ class SwitchSettings:
     media_relay: bool = True
     """Anchor media in minicc's RTP relay; off passes SDP through unchanged."""
     recordings_dir: Path | None = None
+    guard: GuardSettings = field(default_factory=GuardSettings)
+    """The flood and fraud guard's thresholds and allow-list."""
 
 
 class Switch:
@@ -116,6 +120,7 @@ class Switch:
         self.tx = txm.TransactionLayer()
         self.registrar = Registrar()
         self.digest = DigestServer(secrets.token_bytes(32))
+        self.guard = FloodGuard(settings.guard)
         self.media: MediaEngine | None = (
             MediaEngine(
                 settings.bind, settings.rtp_port_min, settings.rtp_port_max, on_dtmf=self._on_dtmf
@@ -130,7 +135,8 @@ class Switch:
         self._timer_at: float | None = None
         self._expiry_task: asyncio.Task[None] | None = None
         self.b2bua: B2BUA | None = None
-        self.stats = {"received": 0, "malformed": 0, "auth_failures": 0}
+        self.monitors: Monitors | None = None
+        self.stats = {"received": 0, "malformed": 0, "auth_failures": 0, "quota_refused": 0}
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -159,6 +165,7 @@ class Switch:
             flush=self._flush,
             observer=self._observer,
         )
+        self.monitors = Monitors(self.b2bua, self.b2bua.app)
         self._expiry_task = loop.create_task(self._expire_bindings())
 
     async def _listen_udp_and_tcp(self, bind: str, port: int) -> int:
@@ -247,6 +254,18 @@ class Switch:
         """:meth:`CallControl.hangup <minicc.switch.control.CallControl.hangup>`."""
         self._app.hangup(key, status=status)
 
+    def hold(self, key: str) -> bool:
+        """:meth:`CallControl.hold <minicc.switch.control.CallControl.hold>`."""
+        return self._app.hold(key)
+
+    def resume(self, key: str) -> bool:
+        """:meth:`CallControl.resume <minicc.switch.control.CallControl.resume>`."""
+        return self._app.resume(key)
+
+    def ring_back(self, key: str, extension: str, *, timeout: float) -> int:
+        """:meth:`CallControl.ring_back <minicc.switch.control.CallControl.ring_back>`."""
+        return self._app.ring_back(key, extension, timeout=timeout)
+
     def originate(
         self,
         tenant: str,
@@ -275,6 +294,52 @@ class Switch:
         )
         self._flush()
         return key
+
+    def find_call(self, tenant: str, extension: str) -> str | None:
+        """:meth:`CallControl.find_call <minicc.switch.control.CallControl.find_call>`."""
+        return self._monitors.find_call(tenant, extension)
+
+    def monitor(self, key: str, supervisor: str, mode: MonitorMode, *, timeout: float) -> str:
+        """:meth:`CallControl.monitor <minicc.switch.control.CallControl.monitor>`; see
+        :mod:`minicc.switch.monitor`.
+
+        Raises:
+            ValueError: an empty extension or a timeout not above 0.
+        """
+        monitor = self._monitors.monitor(key, supervisor, mode, timeout=timeout)
+        self._flush()
+        return monitor
+
+    def attach_monitor(self, monitor: str, key: str, mode: MonitorMode) -> None:
+        """:meth:`CallControl.attach_monitor <minicc.switch.control.CallControl.attach_monitor>`."""
+        self._monitors.attach_monitor(monitor, key, mode)
+        self._flush()
+
+    def set_monitor_mode(self, monitor: str, mode: MonitorMode) -> None:
+        """:meth:`CallControl.set_monitor_mode
+        <minicc.switch.control.CallControl.set_monitor_mode>`."""
+        self._monitors.set_monitor_mode(monitor, mode)
+
+    def stop_monitor(self, monitor: str) -> None:
+        """:meth:`CallControl.stop_monitor <minicc.switch.control.CallControl.stop_monitor>`."""
+        self._monitors.stop_monitor(monitor)
+        self._flush()
+
+    def conference(self, key: str, extension: str, *, timeout: float) -> int:
+        """:meth:`CallControl.conference <minicc.switch.control.CallControl.conference>`.
+
+        Raises:
+            ValueError: an empty extension or a timeout not above 0.
+        """
+        attempt = self._monitors.conference(key, extension, timeout=timeout)
+        self._flush()
+        return attempt
+
+    @property
+    def _monitors(self) -> Monitors:
+        if self.monitors is None:
+            raise RuntimeError("the switch is not started: no call to control yet")
+        return self.monitors
 
     @property
     def _app(self) -> AppCalls:
@@ -313,6 +378,10 @@ class Switch:
             self._reject_malformed(exc, peer)
             return
         now = asyncio.get_running_loop().time()
+        if isinstance(message, Request) and not self.guard.admit(
+            peer.host, now, user_agent=message.headers.get("User-Agent")
+        ):
+            return  # blocked or a scanner: no answer at all
         try:
             self.tx.receive(message, peer, now)
         except SipError as exc:
@@ -414,7 +483,16 @@ class Switch:
             return
         tenant = self._tenant_for(request)
         if tenant is None:
-            self._reply(request, 404, reason="Unknown Domain")
+            if self._suspended(request):
+                # Said plainly, so the tenant's admin sees why every phone stopped working.
+                self._reply(
+                    request,
+                    403,
+                    reason="Tenant Suspended",
+                    extra=[("Warning", '399 minicc "tenant suspended by the service provider"')],
+                )
+            else:
+                self._reply(request, 404, reason="Unknown Domain")
             return
         if method == "REGISTER":
             self._on_register(request, source, tenant)
@@ -428,6 +506,17 @@ class Switch:
             return
         caller = self._authenticate(request, source, tenant)
         if caller is None:
+            return
+        limit = tenant.tenant.quotas.max_calls
+        if limit is not None and self.b2bua.calls_of(tenant.name) >= limit:
+            # RFC 3326 Reason: the phone (and the tenant's admin reading its log) sees why.
+            self.stats["quota_refused"] += 1
+            self._reply(
+                request,
+                503,
+                reason="Call Limit Reached",
+                extra=[("Reason", f'SIP;cause=503;text="tenant call limit of {limit} reached"')],
+            )
             return
         self.b2bua.handle_invite(request, source, key, tenant, caller)
 
@@ -456,6 +545,13 @@ class Switch:
             return None
         return self.directory.resolve_host(host)
 
+    def _suspended(self, request: Request) -> bool:
+        try:
+            host = parse_uri(request.uri).host_plain
+        except SipError:
+            return False
+        return self.directory.suspended(host) is not None
+
     def _is_loop(self, request: Request) -> bool:
         """Our own Via in the INVITE means it went out from us and came back (RFC 3261 §16.3 4)."""
         me = self.settings.advertised_host.lower()
@@ -482,6 +578,7 @@ class Switch:
             return result.username
         if result.counts_as_bad_password:
             self.stats["auth_failures"] += 1
+            self.guard.auth_failed(source.host, now)
             self.bus.publish(
                 AuthFailed(
                     tenant=tenant.name,

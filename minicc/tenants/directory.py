@@ -68,6 +68,13 @@ class TenantDirectory:
             return None
         return entry
 
+    def suspended(self, host: str) -> TenantEntry | None:
+        """The tenant ``host`` would reach if it were not suspended (None: it is not)."""
+        entry = self._by_domain.get(host.strip("[]").lower())
+        if entry is not None and entry.tenant.status is TenantStatus.SUSPENDED:
+            return entry
+        return None
+
     def get(self, name: str) -> TenantEntry | None:
         return self._by_name.get(name)
 

@@ -71,6 +71,22 @@ def _require_utc_aware(name: str, value: datetime | None) -> None:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Quotas:
+    """What one tenant may use at most; None: no limit. Set by the provider."""
+
+    max_calls: int | None = None
+    """Calls in progress at once; the next INVITE gets 503 with a Reason."""
+
+    def as_dict(self) -> dict[str, int]:
+        return {k: v for k, v in (("max_calls", self.max_calls),) if v is not None}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> Quotas:
+        value = data.get("max_calls")
+        return cls(max_calls=value if isinstance(value, int) and value >= 0 else None)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Tenant:
     """One company served by this switch; owns its own database file."""
 
@@ -88,6 +104,8 @@ class Tenant:
     """Other SIP domains that resolve to this tenant."""
     record_calls: bool = False
     """Record every answered call to a two-channel WAV under the data dir's recordings/."""
+    quotas: Quotas = Quotas()
+    """Limits the provider set for this tenant."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -418,10 +418,14 @@ async def start_call(
 
 
 async def _live(request: Request, call_id: str, token: str, origin: str | None) -> LiveWebCall:
+    """The web call if the session's tenant owns it (404 alike for unknown and foreign ids;
+    the ids are random, so looking first tells a prober nothing)."""
     gw = gateway(request)
-    tenant, _settings, _ = await _session(request, gw, token, origin)
     call = gw.supervisor.calls.get(call_id) if gw.supervisor else None
-    if call is None or call.tenant != tenant:
+    if call is None:
+        raise ApiError(404, "not_found", f"no web call {call_id}")
+    tenant, _settings, _ = await _session(request, gw, token, origin)
+    if call.tenant != tenant:
         raise ApiError(404, "not_found", f"no web call {call_id}")
     return call
 
@@ -609,23 +613,18 @@ def install(app: FastAPI) -> None:
 
     @app.middleware("http")
     async def cors(request: Request, call_next: Any) -> Response:
-        response: Response = await call_next(request)
         origin = request.headers.get("origin")
-        if origin and request.url.path.startswith("/webcall/"):
+        if not request.url.path.startswith("/webcall/"):
+            return await call_next(request)  # type: ignore[no-any-return]
+        if request.method == "OPTIONS":
+            # Preflight: let the browser send the request; the request itself is checked.
+            response = Response(status_code=204)
+            response.headers["Access-Control-Allow-Methods"] = "GET, POST"
+            response.headers["Access-Control-Allow-Headers"] = "Content-Type"
+            response.headers["Access-Control-Max-Age"] = "600"
+        else:
+            response = await call_next(request)
+        if origin:
             response.headers["Access-Control-Allow-Origin"] = origin
             response.headers["Vary"] = "Origin"
         return response
-
-
-@router.options("/webcall/{rest:path}", include_in_schema=False)
-async def preflight(request: Request, origin: Annotated[str | None, Header()] = None) -> Response:
-    """CORS preflight: let the browser send the request; the request itself is checked."""
-    headers = {
-        "Access-Control-Allow-Methods": "GET, POST",
-        "Access-Control-Allow-Headers": "Content-Type",
-        "Access-Control-Max-Age": "600",
-    }
-    if origin:
-        headers["Access-Control-Allow-Origin"] = origin
-        headers["Vary"] = "Origin"
-    return Response(status_code=204, headers=headers)

@@ -240,6 +240,8 @@ class Sipp:
         trace_messages: write every SIP message to a file (``-trace_msg``).
         extra_args: appended to the command line as given.
         name: label for file names and logs.
+        local_ip: the address sipp sends from (``-i``); another loopback address such as
+            127.0.0.2 makes it a different source for the switch.
     """
 
     def __init__(
@@ -264,6 +266,7 @@ class Sipp:
         trace_messages: bool = True,
         extra_args: Sequence[str] = (),
         name: str | None = None,
+        local_ip: str = LOOPBACK,
     ) -> None:
         if timeout_s <= 0:
             raise ValueError("sipp runs are always bounded: timeout_s must be positive")
@@ -291,6 +294,7 @@ class Sipp:
         self.transport = transport
         self.trace_messages = trace_messages
         self.extra_args = tuple(extra_args)
+        self.local_ip = local_ip
         self.stats_path = self.dir / "stats.csv"
         self.errors_path = self.dir / "errors.log"
         self.messages_path = self.dir / "messages.log"
@@ -354,7 +358,7 @@ class Sipp:
         for key, value in self.variables.items():
             argv += ["-set", key, str(value)]
         argv += ["-t", self.transport]
-        argv += ["-i", LOOPBACK, "-p", str(self.local_port), "-cp", str(self.control_port)]
+        argv += ["-i", self.local_ip, "-p", str(self.local_port), "-cp", str(self.control_port)]
         argv += ["-mi", LOOPBACK, "-mp", str(self.media_port)]
         if self.rtp_echo:
             argv.append("-rtp_echo")

@@ -260,6 +260,48 @@ def test_malformed_flood_does_not_disturb_a_call(minicc_server: MiniccServer, si
     assert status["active_calls"] == 0
 
 
+def test_password_guesser_is_blocked_while_calls_go_on(
+    minicc_server: MiniccServer, sipp: Any
+) -> None:
+    """Another address (127.0.0.2) floods REGISTERs with a wrong password at 500/s while a
+    phone on 127.0.0.1 keeps calling: the guesser is blocked, every call goes through."""
+    answering = _answering_phone(
+        sipp, minicc_server, "2002", "uas_answer.xml", calls=12, timeout_s=60
+    )
+    attacker = sipp(
+        "register.xml",
+        remote=minicc_server.sip_address,
+        users=[_user(minicc_server, "2003", password="guess-guess")],
+        calls=3000,
+        rate=500,
+        timeout_s=12,
+        trace_messages=False,
+        local_ip="127.0.0.2",
+        name="attacker",
+    ).start()
+    caller = sipp(
+        "uac_call.xml",
+        remote=minicc_server.sip_address,
+        service="2002",
+        users=[_user(minicc_server, "2001")],
+        calls=12,
+        rate=4,
+        variables={"talkms": 300},
+        timeout_s=60,
+        trace_messages=False,
+    )
+    result = caller.run()
+    assert result.ok and result.successful == 12, result.describe()
+    assert answering.wait().ok
+    guard = _status(minicc_server)["guard"]
+    blocked = {b["address"]: b for b in guard["blocked"]}
+    assert blocked["127.0.0.2"]["offence"] == "auth-failures"
+    assert "127.0.0.1" not in blocked
+    assert guard["dropped"] > 100  # the flood goes on, unanswered
+    outcome = attacker.stop()
+    assert outcome is None or outcome.successful == 0
+
+
 @pytest.fixture
 def recording_server(tmp_path: Path) -> Iterator[MiniccServer]:
     server = MiniccServer(tmp_path)

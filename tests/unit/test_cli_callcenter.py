@@ -183,6 +183,18 @@ def test_queue_update_changes_only_what_is_given(data: Path) -> None:
     one_error(run(data, "queue", "update", "ghost", *T, "--wrap-up", "1"), 1, "no queue named")
 
 
+def test_queue_hold_timeout(data: Path) -> None:
+    ok(data, "queue", "add", "sales", *T, "--strategy", "ring-all", "--hold-timeout", "2")
+    (sales,) = as_json(data, "queue", "list", *T)
+    assert sales["hold_timeout"] == 2
+    ok(data, "queue", "update", "sales", *T, "--hold-timeout", "off")
+    (sales,) = as_json(data, "queue", "list", *T)
+    assert sales["hold_timeout"] is None
+    ok(data, "queue", "add", "support", *T, "--strategy", "ring-all")
+    assert as_json(data, "queue", "list", *T)[1]["hold_timeout"] == 120
+    assert "hold ring-back off" in ok(data, "queue", "list", *T).output
+
+
 @pytest.mark.parametrize(
     ("args", "texts"),
     [
@@ -206,6 +218,7 @@ def test_queue_update_changes_only_what_is_given(data: Path) -> None:
         (("--strategy", "ring-all", "--overflow", "mars"), ("--overflow", "voicemail")),
         (("--strategy", "ring-all", "--overflow", "queue:ghost"), ("--overflow", "ghost")),
         (("--strategy", "ring-all", "--require", "en"), ("--require", "name=level")),
+        (("--strategy", "ring-all", "--hold-timeout", "-5"), ("--hold-timeout", ">= 0")),
     ],
 )
 def test_queue_add_errors_are_one_line_naming_the_flag(

@@ -45,6 +45,7 @@ def test_management_cli_does_not_load_the_server() -> None:
         "heavy = [m for m in ('fastapi', 'uvicorn', 'minicc.switch.switch') if m in sys.modules]\n"
         "print(','.join(heavy))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, cwd=PACKAGE.parent)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PACKAGE.parent
+    )
     assert out.stdout.strip() == ""

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+from click.testing import CliRunner
 
+from minicc.cli import cli
 from minicc.store.tokens import Role, TokenStore
 from tests.unit.api.conftest import PASSWORDS, Live
 
@@ -152,3 +154,20 @@ async def test_openapi_document_lists_every_route(client: httpx.AsyncClient) -> 
         "/api/health",
     } <= paths
     assert (await client.get("/api/docs")).status_code == 200
+
+
+async def test_a_supervisor_extension_logs_in_as_supervisor(
+    live: Live, client: httpx.AsyncClient
+) -> None:
+    args = ["user", "set", "--tenant", "acme", "--extension", "1003", "--supervisor"]
+    result = CliRunner().invoke(cli, [*args, "--data-dir", str(live.data_dir)])
+    assert result.exit_code == 0, result.output
+    for _ in range(100):  # the server rereads its databases every second
+        if live.server.is_supervisor("acme", "1003"):
+            break
+        await asyncio.sleep(0.05)
+    token = await live.login(client, "1003")
+    me = (await client.get("/api/me", headers={"Authorization": f"Bearer {token}"})).json()
+    assert me["role"] == "supervisor"
+    agents = await client.get("/api/agents", headers={"Authorization": f"Bearer {token}"})
+    assert agents.status_code == 200

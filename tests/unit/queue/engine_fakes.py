@@ -30,6 +30,7 @@ from minicc.queue.setup import (
     Target,
 )
 from minicc.switch.control import (
+    HoldBy,
     IncomingCall,
     OriginateLeg,
     PlaybackOutcome,
@@ -63,6 +64,8 @@ class FakeSwitch:
     """Attempts not yet resolved by the test: (key, attempt) -> extension."""
     origins: dict[str, tuple[str, str]] = field(default_factory=dict)
     """Originate key -> (agent, number)."""
+    ring_backs: dict[tuple[str, int], str] = field(default_factory=dict)
+    """Ring-backs not yet resolved by the test: (key, attempt) -> extension."""
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def play(self, key: str, files: Sequence[Path], *, loop: bool = False) -> int:
@@ -89,6 +92,20 @@ class FakeSwitch:
     def hangup(self, key: str, *, status: int = 200) -> None:
         self.playing.pop(key, None)
         self.requests.append(Request("hangup", key, (status,)))
+
+    def hold(self, key: str) -> bool:
+        self.requests.append(Request("hold", key, ()))
+        return True
+
+    def resume(self, key: str) -> bool:
+        self.requests.append(Request("resume", key, ()))
+        return True
+
+    def ring_back(self, key: str, extension: str, *, timeout: float) -> int:
+        attempt = next(self._ids)
+        self.ring_backs[(key, attempt)] = extension
+        self.requests.append(Request("ring_back", key, (extension, timeout), attempt))
+        return attempt
 
     def originate(
         self,
@@ -274,6 +291,23 @@ class Rig:
         for k, attempt in [r for r in self.switch.rings if r[0] == key]:
             del self.switch.rings[(k, attempt)]
             self.engine.ring_result(key, attempt, RingResult.CANCELLED, self.now)
+        self.check()
+
+    def held(self, key: str, by: HoldBy = HoldBy.PHONE) -> None:
+        self.engine.call_held(key, by, self.now)
+        self.check()
+
+    def resumed(self, key: str) -> None:
+        """The switch ends the hold: it cuts the music (reported first), then says so."""
+        if key in self.switch.playing:
+            self.finish(key, PlaybackOutcome.CANCELLED)
+        self.engine.call_resumed(key, self.now)
+        self.check()
+
+    def ring_back_result(self, key: str, result: RingResult) -> None:
+        [attempt] = [a for (k, a) in self.switch.ring_backs if k == key]
+        del self.switch.ring_backs[(key, attempt)]
+        self.engine.ring_result(key, attempt, result, self.now)
         self.check()
 
     def hang_up(self, key: str, *, by_caller: bool = True) -> None:

@@ -19,7 +19,10 @@ from minicc.bus import EventBus
 from minicc.events import Event
 from minicc.switch.control import (
     CallObserver,
+    HoldBy,
     IncomingCall,
+    MonitorEnd,
+    MonitorMode,
     OriginateLeg,
     PlaybackOutcome,
     RingResult,
@@ -261,6 +264,27 @@ class FakeEngine:
 
     def originate_result(self, key: str, leg: OriginateLeg, result: RingResult) -> None:
         self._record("originate_result", key, leg, result)
+
+    def call_held(self, key: str, by: HoldBy) -> None:
+        self._record("call_held", key, by)
+
+    def call_resumed(self, key: str) -> None:
+        self._record("call_resumed", key)
+
+    def monitor_started(self, monitor: str, key: str, mode: MonitorMode) -> None:
+        self._record("monitor_started", monitor, key, mode)
+
+    def monitor_mode_changed(self, monitor: str, mode: MonitorMode) -> None:
+        self._record("monitor_mode_changed", monitor, mode)
+
+    def monitor_ended(self, monitor: str, reason: MonitorEnd) -> None:
+        self._record("monitor_ended", monitor, reason)
+
+    def conference_result(self, key: str, attempt: int, result: RingResult) -> None:
+        self._record("conference_result", key, attempt, result)
+
+    def conference_ended(self, key: str, attempt: int) -> None:
+        self._record("conference_ended", key, attempt)
 
     # -- for the tests ----------------------------------------------------------------------
 

@@ -72,22 +72,23 @@ async def test_agent_answers_bridged_both_ways(asw: Harness, engine: FakeEngine)
             heard.append(packet)
     assert asw.b2bua.app.player.active == 0
 
-    # Bob puts the caller on hold: the re-INVITE is relayed as in any two-party call.
+    # The caller puts Bob on hold: relayed as in any two-party call (an agent's own hold is
+    # minicc's business, see test_hold.py).
     assert inc.dialog is not None
-    hold_sdp = make_sdp(agent_rtp.port, direction="sendonly", session_id=9999, version=2)
-    hold = asyncio.create_task(inc.dialog.send("INVITE", body=hold_sdp))
-    reinvite = await call.dialog.request("INVITE")
+    hold_sdp = make_sdp(call.rtp.port, direction="sendonly", version=2)
+    hold = asyncio.create_task(call.dialog.send("INVITE", body=hold_sdp))
+    reinvite = await inc.dialog.request("INVITE")
     assert reinvite.body and sdp_direction(reinvite.body) == "sendonly"
-    assert sdp_audio(reinvite.body) == call.sends_to
-    call.caller.reply(
+    assert sdp_audio(reinvite.body) == relay_b
+    bob.reply(
         reinvite,
         200,
-        to_tag=call.dialog.local_tag,
-        body=make_sdp(call.rtp.port, direction="recvonly"),
+        to_tag=inc.dialog.local_tag,
+        body=make_sdp(agent_rtp.port, direction="recvonly", session_id=9999, version=2),
     )
     ok = await hold
     assert ok.status == 200 and sdp_direction(ok.body) == "recvonly"
-    assert (await call.dialog.request("ACK")).cseq.seq == reinvite.cseq.seq
+    assert (await inc.dialog.request("ACK")).cseq.seq == reinvite.cseq.seq
 
 
 async def test_agent_hangs_up_after_the_bridge(asw: Harness, engine: FakeEngine) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import replace
 
 from minicc.events import AuthFailed, CallEnded, CallStarted, DtmfReceived
 from minicc.switch.media.dtmf import build_dtmf_rtp
+from minicc.tenants.models import Quotas
 from tests.unit.switch.flows import answered_call
 from tests.unit.switch.harness import Harness
 from tests.unit.switch.ua import HOST, make_sdp, new_tag
@@ -113,3 +115,37 @@ async def test_register_for_an_unknown_domain_gets_404(sw: Harness) -> None:
     ua = await sw.phone("acme", "1001", register=False)
     request = ua.build("REGISTER", "sip:nowhere.test", to="<sip:1001@nowhere.test>")
     assert (await ua.transact(request)).status == 404
+
+
+async def test_a_tenant_past_its_call_limit_gets_503_and_others_go_on(sw: Harness) -> None:
+    directory = sw.switch.directory
+    entries = []
+    for entry in directory.entries():
+        tenant = entry.tenant
+        if tenant.name == "acme":
+            tenant = replace(tenant, quotas=Quotas(max_calls=1))
+        entries.append((tenant, entry.extensions))
+    directory.replace(entries, default_tenant="acme")
+
+    alice = await sw.phone("acme", "1001")
+    bob = await sw.phone("acme", "1002")
+    carol = await sw.phone("acme", "1003")
+    first = await answered_call(sw, alice, bob)
+    refused = await carol.call("sip:1001@acme.test", make_sdp(40000))
+    final = await refused.final()
+    assert (final.status, final.reason) == (503, "Call Limit Reached")
+    assert 'text="tenant call limit of 1 reached"' in (final.headers.get("Reason") or "")
+    assert not alice.requests_seen("INVITE")  # nobody was rung for it
+    assert sw.switch.stats["quota_refused"] == 1
+    # beta's calls are not counted against acme's limit.
+    beta = await answered_call(sw, await sw.phone("beta", "1001"), await sw.phone("beta", "1002"))
+    assert sw.b2bua.calls_of("acme") == 1 and sw.b2bua.calls_of("beta") == 1
+    # The limit counts calls in progress: once the first ends, acme may call again.
+    assert (await first.a.bye()).status == 200
+    bob.reply(await first.b.request("BYE"), 200)
+    await sw.events.wait(CallEnded)
+    assert sw.b2bua.calls_of("acme") == 0
+    again = await answered_call(sw, carol, alice)
+    assert (await again.a.bye()).status == 200
+    alice.reply(await again.b.request("BYE"), 200)
+    assert (await beta.a.bye()).status == 200

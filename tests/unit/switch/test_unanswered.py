@@ -108,15 +108,19 @@ async def test_unknown_extension_gets_404(sw: Harness) -> None:
     assert sw.b2bua.active_calls == 0
 
 
-async def test_unknown_or_suspended_domain_gets_404_and_rings_nobody(sw: Harness) -> None:
+async def test_unknown_or_suspended_domain_is_refused_and_rings_nobody(sw: Harness) -> None:
     alice = await sw.phone("acme", "1001")
     acme_bob = await sw.phone("acme", "1002")
     beta_bob = await sw.phone("beta", "1002")
-    for domain in ("nowhere.test", "gamma.test"):
+    for domain, status, reason in (
+        ("nowhere.test", 404, "Unknown Domain"),
+        ("gamma.test", 403, "Tenant Suspended"),  # says why, for the tenant's admin
+    ):
         out = await alice.call(f"sip:1002@{domain}", make_sdp(40000))
         # Refused before any challenge: the domain names no tenant that may be served.
         assert out.challenge is None
-        assert (await out.final()).status == 404
+        final = await out.final()
+        assert (final.status, final.reason) == (status, reason)
     # Both answers are final, and nothing was started that could still ring later.
     assert not acme_bob.requests_seen("INVITE") and not beta_bob.requests_seen("INVITE")
     assert not sw.events.of(CallStarted)

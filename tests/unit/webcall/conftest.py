@@ -52,7 +52,12 @@ class Web:
 
 
 def enable(data_dir: Path, **options: Any) -> WebcallSettings:
+    """Click-to-call for acme (returned) and, with defaults, for other."""
     with ControlStore(data_dir) as control:
+        other = control.get_tenant("other")
+        assert other is not None
+        with control.open_tenant(other) as store:
+            enable_webcall(store, other.domain, origins=(ORIGIN,), target="8100")
         tenant = control.get_tenant("acme")
         assert tenant is not None
         with control.open_tenant(tenant) as store:
@@ -101,8 +106,8 @@ async def client(web: Web) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
-async def session(client: httpx.AsyncClient, web: Web) -> str:
-    reply = await client.post("/webcall/session", json={"key": web.settings.public_key})
+async def session(client: httpx.AsyncClient, web: Web, key: str | None = None) -> str:
+    reply = await client.post("/webcall/session", json={"key": key or web.settings.public_key})
     assert reply.status_code == 200, reply.text
     return str(reply.json()["token"])
 

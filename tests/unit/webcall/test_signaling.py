@@ -11,7 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
+from minicc.store.control import ControlStore
 from minicc.webcall.records import list_records
+from minicc.webcall.settings import load_settings
 from tests.unit.webcall.conftest import ORIGIN, FakeBrowser, Web, session, wait_state
 
 pytest.importorskip("aiortc")
@@ -102,6 +104,18 @@ async def test_garbage_sdp_is_refused_and_the_worker_lives_on(
     live = web.server.callcenter.live_call("acme", switch_call.key)
     assert live is not None and live.caller == web.settings.extension
     assert live.caller_name == "Web: Cart"
+    # Another tenant's widget token does not reach this call.
+    with ControlStore(web.data_dir) as control:
+        tenant = control.get_tenant("other")
+        assert tenant is not None
+        with control.open_tenant(tenant) as store:
+            other_key = load_settings(store.db).public_key  # type: ignore[union-attr]
+    other_token = await session(client, web, other_key)
+    for op, extra in (("state", {}), ("hangup", {}), ("dtmf", {"digit": "1"})):
+        reply = await client.post(
+            f"/webcall/calls/{call_id}/{op}", json={"token": other_token, **extra}
+        )
+        assert reply.status_code == 404, (op, reply.text)
     # A supervisor (or the agent it rings) reads the page context by the SIP Call-ID.
     admin = web.long_lived("acme")
     reply = await client.get(
@@ -172,7 +186,7 @@ async def test_widget_and_demo_page_are_served(web: Web, client: httpx.AsyncClie
     reply = await client.get("/webcall/demo/acme?queue=support")
     assert reply.status_code == 200 and web.settings.public_key in reply.text
     assert web.settings.secret not in reply.text
-    reply = await client.get("/webcall/demo/other")
+    reply = await client.get("/webcall/demo/nobody")
     assert reply.status_code == 404
 
 
