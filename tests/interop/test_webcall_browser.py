@@ -200,5 +200,5 @@ def test_the_callback_form_creates_a_callback_that_an_agent_gets(
     # An agent comes online and gets it: the agent's phone, then the visitor's, are called.
     agent = phone("agent", "2002")
     agent.wait_registered()
-    agent.wait_established(timeout=20)
-    visitor.wait_established(timeout=20)
+    agent.wait_established(timeout=30)
+    visitor.wait_established(timeout=30)

@@ -188,8 +188,15 @@
   call.onclick = function () { startCall(); };
   hang.onclick = function () {
     var id = S.callId;
-    if (id) post("/webcall/calls/" + encodeURIComponent(id) + "/hangup", { token: S.token }).catch(function () {});
-    cleanup("hung up");
+    hang.disabled = true;
+    if (!id) { cleanup("hung up"); return; }
+    // Tell the server first, then close the connection, so the record says who hung up;
+    // a server that does not answer within 2 s does not keep the call open.
+    var done = false;
+    var finish = function () { if (!done) { done = true; cleanup("hung up"); } };
+    setTimeout(finish, 2000);
+    post("/webcall/calls/" + encodeURIComponent(id) + "/hangup", { token: S.token })
+      .catch(function () {}).then(finish);
   };
   mute.onclick = function () {
     if (!S.stream) return;
