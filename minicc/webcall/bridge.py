@@ -49,13 +49,13 @@ class SwitchSdp:
     dtmf_pt: int | None
 
 
-def make_offer(port: int, session: int) -> bytes:
+def make_offer(port: int, session: int, host: str = HOST) -> bytes:
     """The G.711 offer to the switch: PCMU, PCMA and telephone-event."""
     lines = [
         "v=0",
-        f"o=minicc-webcall {session} 1 IN IP4 {HOST}",
+        f"o=minicc-webcall {session} 1 IN IP4 {host}",
         "s=web call",
-        f"c=IN IP4 {HOST}",
+        f"c=IN IP4 {host}",
         "t=0 0",
         f"m=audio {port} RTP/AVP 0 8 {DTMF_PT}",
         "a=rtpmap:0 PCMU/8000",
@@ -146,8 +146,9 @@ class RtpSender:
     """The RTP socket towards the switch: sends the browser's audio and keypad digits, and
     feeds what the switch sends to a :class:`SwitchAudioTrack`."""
 
-    def __init__(self, track: SwitchAudioTrack) -> None:
+    def __init__(self, track: SwitchAudioTrack, host: str = HOST) -> None:
         self.track = track
+        self.host = host
         self._transport: asyncio.DatagramTransport | None = None
         self.port = 0
         self.remote: SwitchSdp | None = None
@@ -164,7 +165,7 @@ class RtpSender:
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
         transport, _ = await loop.create_datagram_endpoint(
-            lambda: _RtpProtocol(self._on_packet), local_addr=(HOST, 0)
+            lambda: _RtpProtocol(self._on_packet), local_addr=(self.host, 0)
         )
         self._transport = transport  # type: ignore[assignment]
         self.port = transport.get_extra_info("sockname")[1]

@@ -39,6 +39,7 @@ from pydantic import BaseModel, Field
 
 from minicc.api.context import Caller, Ctx
 from minicc.api.errors import ApiError, ErrorResponse
+from minicc.switch.sip.peer import Transport
 from minicc.webcall.limits import RateLimiter
 from minicc.webcall.records import PageContext, insert_record
 from minicc.webcall.settings import WebcallSettings, load_settings, normalize_origin
@@ -383,8 +384,12 @@ async def start_call(
     entry = gw.server.directory.get(tenant)
     if entry is None:
         raise ApiError(503, "unavailable", "this company is not served right now")
-    sip_port = gw.server.switch.ports
-    port = next(iter(sip_port.values()))
+    port = gw.server.switch.ports.get(Transport.UDP)
+    if port is None:
+        raise ApiError(503, "unavailable", "the switch takes no SIP over UDP here")
+    # The worker reaches the switch on loopback unless it listens on one address only.
+    config = gw.server.config
+    switch_host = "127.0.0.1" if config.is_wildcard_bind else config.bind
     call = LiveWebCall(
         id=secrets.token_urlsafe(12),
         tenant=tenant,
@@ -398,7 +403,7 @@ async def start_call(
     )
     title = body.page.title.strip()
     target = {
-        "switch_host": "127.0.0.1",
+        "switch_host": switch_host,
         "switch_port": port,
         "domain": entry.tenant.domain,
         "user": settings.extension,

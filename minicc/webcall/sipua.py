@@ -29,7 +29,6 @@ from minicc.switch.sip.parser import parse_message
 
 __all__ = ["SipCallError", "SipLeg", "SipTarget"]
 
-HOST = "127.0.0.1"
 MAGIC = "z9hG4bK"
 ANSWER_TIMEOUT = 120.0
 """The longest a web call waits for the switch to answer (the IVR answers at once)."""
@@ -64,6 +63,12 @@ class SipTarget:
     """Chosen by the API process so it can find the call's page context later."""
     display: str = "Web caller"
     """From display name: what phones show as the caller's name."""
+
+    @property
+    def local_host(self) -> str:
+        """The worker's own address towards the switch: the switch's (loopback, or the one
+        address the switch is bound to: the worker runs on the same machine)."""
+        return self.switch_host
 
 
 def _challenge(value: str) -> dict[str, str]:
@@ -106,7 +111,7 @@ class SipLeg:
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
         transport, _ = await loop.create_datagram_endpoint(
-            lambda: _Protocol(self._on_data), local_addr=(HOST, 0)
+            lambda: _Protocol(self._on_data), local_addr=(self.target.local_host, 0)
         )
         self._transport = transport  # type: ignore[assignment]
         self._port = transport.get_extra_info("sockname")[1]
@@ -124,7 +129,7 @@ class SipLeg:
             self._transport.sendto(data, (self.target.switch_host, self.target.switch_port))
 
     def _via(self, branch: str) -> str:
-        return f"SIP/2.0/UDP {HOST}:{self._port};branch={branch};rport"
+        return f"SIP/2.0/UDP {self.target.local_host}:{self._port};branch={branch};rport"
 
     def _request(
         self,
@@ -144,7 +149,7 @@ class SipLeg:
             ("To", self._to or f"<sip:{t.number}@{t.domain}>"),
             ("Call-ID", t.call_id),
             ("CSeq", f"{cseq} {method}"),
-            ("Contact", f"<sip:{t.user}@{HOST}:{self._port}>"),
+            ("Contact", f"<sip:{t.user}@{t.local_host}:{self._port}>"),
             ("User-Agent", "minicc-webcall"),
             *extra,
         ]
@@ -223,7 +228,7 @@ class SipLeg:
         if method == "INVITE" and self._sdp:
             body = self._sdp  # a re-INVITE (hold, transfer): keep our side as it is
             lines.append("Content-Type: application/sdp")
-            lines.append(f"Contact: <sip:{self.target.user}@{HOST}:{self._port}>")
+            lines.append(f"Contact: <sip:{self.target.user}@{self.target.local_host}:{self._port}>")
         lines.append(f"Content-Length: {len(body)}")
         self._send(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
         if method == "BYE" and not self.ended.done():

@@ -158,13 +158,14 @@ class Worker:
         from minicc.webcall.sipua import SipCallError, SipLeg
 
         try:
+            call.sender.host = target.local_host
             await call.sender.open()
             leg = SipLeg(target)
             call.leg = leg
             await leg.open()
             self._set_state(call, "calling")
             answer = await leg.invite(
-                make_offer(call.sender.port, secrets.randbelow(1 << 30)),
+                make_offer(call.sender.port, secrets.randbelow(1 << 30), target.local_host),
                 on_ringing=lambda: self._set_state(call, "ringing"),
             )
             call.sender.remote = parse_answer(answer)

@@ -119,6 +119,12 @@ class FakeBrowser:
         from aiortc import RTCConfiguration, RTCPeerConnection
 
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.connected = asyncio.Event()
+
+        @self.pc.on("connectionstatechange")
+        def on_state() -> None:
+            if self.pc.connectionState == "connected":
+                self.connected.set()
 
     async def offer(self) -> str:
         from aiortc.mediastreams import AudioStreamTrack

@@ -200,6 +200,7 @@ async def test_a_browser_that_goes_away_ends_the_call_with_a_record(
     call_id = reply.json()["id"]
     await wait_state(client, call_id, token, "answered")
     sip_call_id = web.gateway.supervisor.calls[call_id].sip_call_id
+    await asyncio.wait_for(browser.connected.wait(), 15.0)  # ICE and DTLS done: talking
     await browser.close()  # the tab is closed: DTLS close, no hang-up request
     state = await wait_state(client, call_id, token, "ended", timeout=20.0)
     assert state["reason"].startswith("browser-")
