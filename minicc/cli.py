@@ -16,7 +16,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -31,11 +31,14 @@ from minicc import __version__
 from minicc.bootstrap import StartupError
 from minicc.cli_audit import AUDIT_COMMANDS, record_command
 from minicc.cli_callcenter import CALLCENTER_COMMANDS
+from minicc.cli_recording import RECORDING_COMMANDS
 from minicc.cli_tenants import LIFECYCLE_COMMANDS
 from minicc.cli_tokens import TOKEN_COMMANDS
+from minicc.cli_trunks import TRUNK_COMMANDS
+from minicc.cli_tui import TUI_COMMANDS, adopt_subcommands
 from minicc.cli_webcall import WEBCALL_COMMANDS
 from minicc.config import ConfigError, env_var, load_serve_config, resolve_data_dir
-from minicc.store.callcenter import tenant_prompts_dir
+from minicc.store.callcenter import CallCenterStore, tenant_prompts_dir
 from minicc.store.control import (
     RECORDINGS_DIR,
     ControlStore,
@@ -45,6 +48,7 @@ from minicc.store.control import (
 from minicc.store.database import StoreError
 from minicc.store.supervisors import set_supervisor
 from minicc.store.tenant import validate_extension, validate_password
+from minicc.store.transfers import transfers_by_call
 from minicc.store.usage import folder_bytes, summarise
 from minicc.tenants.models import CallRecord, Tenant
 
@@ -71,6 +75,9 @@ CDR_FIELDS = (
     "hangup_side",
     "sip_cause",
     "recording_path",
+    "transfers",
+    "wrap_up_code",
+    "wrap_up_note",
 )
 
 
@@ -617,8 +624,9 @@ def _parse_when(ctx: click.Context, param: click.Parameter, value: str | None) -
     return parsed if parsed.tzinfo is not None else parsed.astimezone()
 
 
-def cdr_dict(record: CallRecord) -> dict[str, Any]:
-    """One call record as plain JSON-ready values (times in ISO 8601 UTC)."""
+def cdr_dict(record: CallRecord, transfers: str | None = None) -> dict[str, Any]:
+    """One call record as plain JSON-ready values (times in ISO 8601 UTC); ``transfers``
+    summarises the call's transfers (:func:`minicc.store.transfers.transfers_by_call`)."""
     return {
         "id": record.id,
         "tenant": record.tenant,
@@ -635,11 +643,28 @@ def cdr_dict(record: CallRecord) -> dict[str, Any]:
         "hangup_side": record.hangup_side.value,
         "sip_cause": record.sip_cause,
         "recording_path": record.recording_path,
+        "transfers": transfers,
     }
 
 
-def _write_cdrs(out: IO[str], records: list[CallRecord], fmt: str) -> None:
-    rows = [cdr_dict(r) for r in records]
+def _write_cdrs(
+    out: IO[str],
+    records: list[CallRecord],
+    fmt: str,
+    transfers: Mapping[str, str] | None = None,
+    wrap_ups: Mapping[str, tuple[str, str | None]] | None = None,
+) -> None:
+    """Write the records; ``transfers`` maps a Call-ID to its transfers' summary,
+    ``wrap_ups`` to the agent's (code, note)."""
+    found = transfers or {}
+    rows = [
+        {
+            **cdr_dict(r, found.get(r.call_id)),
+            "wrap_up_code": (wrap_ups or {}).get(r.call_id, (None, None))[0],
+            "wrap_up_note": (wrap_ups or {}).get(r.call_id, (None, None))[1],
+        }
+        for r in records
+    ]
     if fmt == "json":
         json.dump(rows, out, indent=2, ensure_ascii=False)
         out.write("\n")
@@ -685,12 +710,18 @@ def cdr_export(
         target = _tenant(control, tenant_name)
         with control.open_tenant(target) as store:
             records = store.export_cdrs(since=since, until=until)
+            transfers = transfers_by_call(store.db, (r.call_id for r in records))
+            wrap_ups = {
+                d.call_id: (d.code, d.note)
+                for d in CallCenterStore(store).call_dispositions({r.call_id for r in records})
+                if d.call_id is not None
+            }
     if output is None:
-        _write_cdrs(sys.stdout, records, fmt)
+        _write_cdrs(sys.stdout, records, fmt, transfers, wrap_ups)
         return
     try:
         with output.open("w", encoding="utf-8", newline="") as fh:
-            _write_cdrs(fh, records, fmt)
+            _write_cdrs(fh, records, fmt, transfers, wrap_ups)
     except OSError as exc:
         raise CliError(f"cannot write {output}: {exc.strerror or exc}") from exc
     click.echo(f"wrote {len(records)} call records to {output}", err=True)
@@ -759,10 +790,24 @@ def usage(
 
 # -- call center: queue, number, ivr, agent, vip (minicc/cli_callcenter.py) ----------------
 
-for _command in (*CALLCENTER_COMMANDS, *TOKEN_COMMANDS, *AUDIT_COMMANDS, *WEBCALL_COMMANDS):
+for _command in (
+    *CALLCENTER_COMMANDS,
+    *TOKEN_COMMANDS,
+    *AUDIT_COMMANDS,
+    *TRUNK_COMMANDS,
+    *WEBCALL_COMMANDS,
+):
     cli.add_command(_command)
 for _command in LIFECYCLE_COMMANDS:
     tenant.add_command(_command)
+for _command in TUI_COMMANDS:  # `minicc agent` alone: the console; `agent list`: as before
+    adopt_subcommands(_command, cli.commands.get(_command.name or ""))
+    cli.add_command(_command)
+
+# -- voicemail and disposition codes (minicc/cli_recording.py) -------------------------------
+
+for _command in RECORDING_COMMANDS:
+    cli.add_command(_command)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -83,6 +83,8 @@ def record_command(group: click.Group, words: Sequence[str]) -> None:
     path, rest = _command_path(group, words)
     if not path or path[0] in _NOT_CHANGES or path[-1] in _READ_ONLY_LEAVES:
         return
+    if path == ["agent"]:
+        return  # `minicc agent` alone is the agent console (an API client), not a change
     tenant = _option(words, "--tenant")
     if tenant is None and path[0] == "tenant":
         tenant = next((w for w in rest if not w.startswith("-")), None)

@@ -159,6 +159,27 @@ class CallLeftQueue(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CallTransferred(Event):
+    call_id: str
+    """minicc's id for the call (the caller's, which goes on)."""
+    sip_call_id: str
+    """The SIP Call-ID of the caller's leg: what the call's record carries."""
+    kind: str
+    """``blind`` or ``attended``."""
+    by: str | None
+    """The agent (extension) who transferred the call."""
+    target: str
+    """The number asked for."""
+    status: int
+    """The outcome as a SIP status: 200 done; 403 refused (an outside number: no trunks
+    yet), 480 nobody there, other 4xx/5xx the transfer failed and the call stayed as it was."""
+    queue: str | None
+    """The queue the call was answered from, if any."""
+    destination: str
+    """Where the caller went: ``queue:NAME``, ``ivr:FLOW`` or ``ext:EXTENSION``."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AgentStateChanged(Event):
     agent: str
     """The agent (their extension)."""
@@ -221,8 +242,8 @@ class CallbackRequested(Event):
     """The queue whose virtual line the callback waits in."""
     number: str
     """Where the caller will be called back."""
-    callback_id: int
-    """The stored callback's row id (0 when it could not be stored)."""
+    callback_id: str
+    """The stored callback's id."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -233,8 +254,8 @@ class CallbackResult(Event):
     """Its queue."""
     number: str
     """The number dialled."""
-    callback_id: int
-    """The stored callback's row id."""
+    callback_id: str
+    """The stored callback's id."""
     outcome: str
     """``connected``, ``retry`` (this attempt failed, another follows) or ``failed``."""
     attempts: int
@@ -243,6 +264,51 @@ class CallbackResult(Event):
     """The agent who made the attempt."""
     detail: str | None = None
     """Why an attempt failed (``busy``, ``no-answer``, ...)."""
+
+
+# -- recording, voicemail and wrap-up (minicc/queue/engine_features.py) -----------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VoicemailLeft(Event):
+    """A caller left a message; the store's subscriber keeps it as a voicemail row."""
+
+    call_id: str
+    """The caller leg's SIP Call-ID (what the call record carries)."""
+    call_key: str
+    """minicc's id for the call."""
+    box: str
+    """The voicemail box: a queue's name, an extension, or an IVR node's box."""
+    caller: str
+    """The caller's number or extension."""
+    caller_name: str | None
+    """The display name the caller sent."""
+    path: str
+    """The WAV, relative to the data folder."""
+    duration: float
+    """Seconds of audio."""
+    left_at: float
+    """Unix time the message ended."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DispositionSet(Event):
+    """An agent set the wrap-up disposition of a call (a later one replaces it)."""
+
+    call_id: str | None
+    """The caller leg's SIP Call-ID (what the call record carries); None for a callback."""
+    call_key: str
+    """minicc's id for the call (the queue entry's)."""
+    agent: str
+    """The agent's extension."""
+    queue: str
+    """The queue the call came from."""
+    code: str
+    """One of the tenant's disposition codes."""
+    note: str | None
+    """The agent's note."""
+    set_at: float
+    """Unix time it was set."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

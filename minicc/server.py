@@ -9,13 +9,14 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from minicc import runtime
 from minicc.bus import EventBus
 from minicc.config import ServeConfig
-from minicc.events import CallEnded
+from minicc.events import CallEnded, CallTransferred, DispositionSet, VoicemailLeft
 from minicc.queue.agents import AgentState
 from minicc.queue.engine import CallbackOutcome, CallCenter
 from minicc.queue.prompts import ClipCache, PromptCatalogue
@@ -24,6 +25,8 @@ from minicc.store.callcenter import CallCenterStore, tenant_prompts_dir
 from minicc.store.control import ControlStore
 from minicc.store.supervisors import read_supervisors
 from minicc.store.tenant import TenantStore
+from minicc.store.transfers import record_transfer
+from minicc.store.trunks import TrunkStore
 from minicc.switch.control import CallObserver
 from minicc.switch.registrar import Binding as RegBinding
 from minicc.switch.sip.guard import GuardSettings
@@ -31,6 +34,7 @@ from minicc.switch.sip.peer import Peer, Transport
 from minicc.switch.switch import Switch, SwitchSettings
 from minicc.tenants import models
 from minicc.tenants.directory import TenantDirectory
+from minicc.tenants.trunks import DialRules, Trunk
 
 if TYPE_CHECKING:
     from minicc.api.context import ApiContext
@@ -42,8 +46,6 @@ log = logging.getLogger(__name__)
 REFRESH_INTERVAL = 1.0
 # How often the queue engine's live statistics are saved for `minicc queue stats`.
 STATS_INTERVAL = 5.0
-# The longest the loop waits for a callback row id (a rare, caller-initiated write).
-CALLBACK_WRITE_TIMEOUT = 2.0
 
 
 @dataclass(slots=True)
@@ -79,6 +81,8 @@ class Snapshot:
     """Call-center setups of the tenants whose database changed."""
     supervisors: dict[str, frozenset[str]] = field(default_factory=dict)
     """Supervisor extensions of the tenants whose database changed."""
+    trunks: tuple[list[Trunk], dict[str, DialRules]] | None = None
+    """Every trunk and tenant's dial rules, read when the control database changed."""
 
 
 def _load_snapshot(stores: Stores) -> Snapshot:
@@ -115,7 +119,14 @@ def _load_snapshot(stores: Stores) -> Snapshot:
         stores.tenants.pop(gone).close()
         changed = True
     default = stores.control.default_tenant()
-    return Snapshot(result, default.name if default else None, changed, setups, supervisors)
+    trunks = None
+    if stores.versions.get("::trunks") != version:
+        stores.versions["::trunks"] = version
+        table = TrunkStore(stores.control)
+        trunks = (table.list(), table.rules())
+    return Snapshot(
+        result, default.name if default else None, changed, setups, supervisors, trunks
+    )
 
 
 _AGENT_STATES = {
@@ -123,6 +134,13 @@ _AGENT_STATES = {
     "paused": AgentState.PAUSED,
     "logged-out": AgentState.LOGGED_OUT,
 }
+
+
+def _log_failure(done: Future[Any], what: str) -> None:
+    """Log a queued write that failed (nobody waits for these futures)."""
+    exc = done.exception()
+    if exc is not None:
+        log.error("%s: %s", what, exc)
 
 
 def to_record(tenant: str, b: RegBinding) -> models.Binding:
@@ -216,6 +234,7 @@ class Server:
         snapshot = await asyncio.to_thread(_load_snapshot, self.stores)
         self._directory = (snapshot.tenants, snapshot.default)
         self.directory.replace(snapshot.tenants, snapshot.default)
+        self._apply_trunks(snapshot)
         self._apply_setups(snapshot.setups)
         self._supervisors.update(snapshot.supervisors)
         now = time.time()
@@ -253,13 +272,30 @@ class Server:
     async def _write_cdrs(self, sub) -> None:  # type: ignore[no-untyped-def]
         try:
             async for event in sub:
-                if isinstance(event, CallEnded):
-                    self._store_cdr(event)
+                self._store_record(event)
         finally:
             # Whatever is still queued at shutdown is written, not lost.
             while (event := sub.get_nowait()) is not None:
-                if isinstance(event, CallEnded):
-                    self._store_cdr(event)
+                self._store_record(event)
+
+    def _store_record(self, event: object) -> None:
+        """What the store keeps of an event: CDRs, transfers, voicemails, dispositions."""
+        if isinstance(event, CallEnded):
+            self._store_cdr(event)
+        elif isinstance(event, CallTransferred):
+            self._store_transfer(event)
+        elif isinstance(event, VoicemailLeft | DispositionSet):
+            store = self.stores.callcenter(event.tenant)
+            if store is None:
+                log.error("no store for tenant %s; %s lost", event.tenant, event)
+                return
+            future: Future[Any] = (
+                store.save_voicemail(event)
+                if isinstance(event, VoicemailLeft)
+                else store.save_call_disposition(event)
+            )
+            what = f"tenant {event.tenant}: {type(event).__name__} of {event.call_key}"
+            future.add_done_callback(lambda done: _log_failure(done, f"{what} not stored"))
 
     def _store_cdr(self, event: CallEnded) -> None:
         store = self.stores.tenant(event.tenant)
@@ -268,6 +304,11 @@ class Server:
             return
         # submit() queues to the writer thread: the loop never waits on SQLite.
         store.insert_cdr(event.record)
+
+    def _store_transfer(self, event: CallTransferred) -> None:
+        store = self.stores.tenant(event.tenant)
+        if store is not None:
+            record_transfer(store.db, event, time.time())
 
     async def _refresh_directory(self) -> None:
         while True:
@@ -283,6 +324,7 @@ class Server:
                 self._directory = (snapshot.tenants, snapshot.default)
                 self.directory.replace(snapshot.tenants, snapshot.default)
                 log.info("tenant directory reloaded (%d tenants)", len(snapshot.tenants))
+            self._apply_trunks(snapshot)
             self._apply_setups(snapshot.setups)
             self._supervisors.update(snapshot.supervisors)
 
@@ -329,8 +371,19 @@ class Server:
         return extension in self._supervisors.get(tenant, ())
 
     def _is_extension(self, tenant: str, number: str) -> bool:
-        entry = self.directory.get(tenant)
-        return entry is not None and number in entry.extensions
+        """What the engine may route as a direct call: an extension, or an outside number
+        the tenant's trunk and dial rules allow."""
+        return self.switch.dialable(tenant, number)
+
+    def _apply_trunks(self, snapshot: Snapshot) -> None:
+        if snapshot.trunks is None:
+            return
+        trunks, rules = snapshot.trunks
+        self.switch.trunks.replace(trunks, rules)
+        # A carrier's address is never blocked by the flood guard: its callers' mistyped
+        # numbers are not a password attack on the trunk.
+        self.switch.guard.allow(self.switch.trunks.addresses())
+        log.info("trunks loaded: %d", len(trunks))
 
     def _persist_agent(self, tenant: str, setting: AgentSetting) -> None:
         store = self.stores.callcenter(tenant)
@@ -339,33 +392,29 @@ class Server:
 
     def _persist_callback(
         self, tenant: str, pending: PendingCallback, outcome: CallbackOutcome | None
-    ) -> int:
+    ) -> None:
         store = self.stores.callcenter(tenant)
         if store is None:
-            return 0
+            return
         if outcome is not None:
             status = "done" if outcome is CallbackOutcome.CONNECTED else "failed"
-            store.update_callback(
+            future: Future[Any] = store.update_callback(
                 pending.id, status=status, attempts=pending.attempts, result=outcome.value
             )
-            return pending.id
-        if pending.id:
-            store.update_callback(pending.id, attempts=pending.attempts)
-            return pending.id
-        # The row id names the callback from here on, so this one write is awaited; it is
-        # rare (a caller pressed 1) and short (one INSERT on the writer thread).
-        future = store.add_callback(
-            pending.queue,
-            pending.number,
-            joined_at=pending.joined_at,
-            name=pending.name,
-            priority=pending.priority,
+        else:
+            # The engine named the callback itself: the write is queued, never waited for.
+            future = store.add_callback(
+                pending.queue,
+                pending.number,
+                joined_at=pending.joined_at,
+                name=pending.name,
+                priority=pending.priority,
+                attempts=pending.attempts,
+                callback_id=pending.id,
+            )
+        future.add_done_callback(
+            lambda done: _log_failure(done, f"tenant {tenant}: callback {pending.id} not stored")
         )
-        try:
-            return future.result(timeout=CALLBACK_WRITE_TIMEOUT).id
-        except Exception:
-            log.exception("tenant %s: callback for %s not stored", tenant, pending.number)
-            return 0
 
     async def _save_stats(self) -> None:
         assert self.callcenter is not None

@@ -11,9 +11,10 @@
 #    collected no test at all (its exit code 5): a run that tested nothing is not a pass.
 set -euo pipefail
 
-# Debian packages for the real-client tests (chromium for the click-to-call browser tests).
+# Debian packages for the real-client tests (chromium for the click-to-call browser tests,
+# tmux for the test that runs `minicc agent` in a real terminal).
 # One list: add a package here and both the check and the install pick it up.
-DEBIAN_PACKAGES=(sip-tester baresip baresip-core sox chromium)
+DEBIAN_PACKAGES=(sip-tester baresip baresip-core sox chromium tmux)
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"

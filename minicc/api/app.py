@@ -18,8 +18,10 @@ from minicc import __version__
 from minicc.api import (
     errors,
     events_stream,
+    routes_actions,
     routes_agents,
     routes_calls,
+    routes_monitors,
     routes_queues,
     routes_sessions,
 )
@@ -59,7 +61,15 @@ def create_app(server: Server) -> FastAPI:
     )
     app.state.ctx = ApiContext(server=server, tokens=TokenStore(server.stores.control.db))
     errors.install(app)
-    for module in (routes_sessions, routes_agents, routes_queues, routes_calls, events_stream):
+    for module in (
+        routes_sessions,
+        routes_agents,
+        routes_queues,
+        routes_calls,
+        routes_actions,
+        routes_monitors,
+        events_stream,
+    ):
         app.include_router(module.router)
     webcall_signaling.install(app)
 

@@ -50,6 +50,10 @@ class AgentView(BaseModel):
     """Calls answered today."""
     occupancy: float | None
     """0-1: on call or wrap-up over staffed time, today."""
+    time_in: dict[str, float] = {}
+    """Seconds today per state (``paused:lunch`` for a pause with a reason)."""
+    call_id: str | None = None
+    """The call the agent is rung for, talks on or wraps up."""
 
 
 class Pause(BaseModel):
@@ -183,7 +187,22 @@ def _view(
         queues=sorted(_memberships(ctx, tenant).get(extension, [])),
         calls_handled=agent.calls_handled if agent else 0,
         occupancy=agent.occupancy if agent else None,
+        time_in=_time_in(agent) if agent else {},
+        call_id=_current_call(ctx, tenant, extension),
     )
+
+
+def _time_in(agent: AgentSnapshot) -> dict[str, float]:
+    totals: dict[str, float] = {}
+    for (state, reason), seconds in agent.time_in.items():
+        key = slug(state) + (f":{reason}" if reason else "")
+        totals[key] = round(totals.get(key, 0.0) + seconds, 1)
+    return totals
+
+
+def _current_call(ctx: ApiContext, tenant: str, extension: str) -> str | None:
+    board = ctx.callcenter.engine(tenant).board
+    return board[extension].call_id if extension in board else None
 
 
 def _sort_key(extension: str) -> tuple[int, str]:

@@ -67,7 +67,7 @@ async def pop(
 
     Agents see the calls that ring or rang them; supervisors see every call of the tenant.
     """
-    call = _visible_call(ctx, who, call_id)
+    call = visible_call(ctx, who, call_id)
     store = ctx.server.stores.tenant(who.tenant)
     past = await asyncio.to_thread(store.calls_with, call.caller, HISTORY + 1) if store else []
     history = [
@@ -147,7 +147,7 @@ async def hangup(
     call_id: str = Path(min_length=1, max_length=128),
 ) -> Response:
     """End a call the caller's extension is talking on (a supervisor: any of the tenant's)."""
-    call = _visible_call(ctx, who, call_id, answered_only=True)
+    call = visible_call(ctx, who, call_id, answered_only=True)
     ctx.server.switch.hangup(call.key)
     return Response(status_code=204)
 
@@ -167,7 +167,7 @@ async def hold(
 ) -> Response:
     """Put the caller on hold (music) and the agent's phone on silence, with no SIP toward
     the phone (docs/hold.md)."""
-    call = _visible_call(ctx, who, call_id, answered_only=True)
+    call = visible_call(ctx, who, call_id, answered_only=True)
     if not ctx.server.switch.hold(call.key):
         raise ApiError(409, "conflict", f"call {call_id} is on hold already or not connected")
     return Response(status_code=204)
@@ -180,7 +180,7 @@ async def resume(
     call_id: str = Path(min_length=1, max_length=128),
 ) -> Response:
     """End a hold made with ``hold``; a hold made on the phone is resumed on the phone."""
-    call = _visible_call(ctx, who, call_id, answered_only=True)
+    call = visible_call(ctx, who, call_id, answered_only=True)
     if not ctx.server.switch.resume(call.key):
         raise ApiError(
             409,
@@ -190,7 +190,7 @@ async def resume(
     return Response(status_code=204)
 
 
-def _visible_call(
+def visible_call(
     ctx: ApiContext, who: Principal, call_id: str, *, answered_only: bool = False
 ) -> LiveCall:
     """The call if the caller may act on it: their own (rung or answered) or, for a

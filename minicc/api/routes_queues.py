@@ -39,6 +39,10 @@ class QueueView(BaseModel):
     """Average handle time (talk + wrap-up), seconds."""
     avg_abandon_wait: float | None
     occupancy: float | None
+    wrap_up: float | None = None
+    """Seconds of wrap-up after each call (the console's countdown)."""
+    service_level_target: float | None = None
+    """Percent the service level should reach (the wallboard's alert)."""
     holds: int = 0
     """Holds of answered calls that ended today (docs/hold.md)."""
     hold_total: float = 0.0
@@ -47,11 +51,18 @@ class QueueView(BaseModel):
 
 class CallView(BaseModel):
     call_id: str
+    """minicc's id for the call: what the call routes take (pop, hangup, monitor...)."""
+    sip_call_id: str
+    """The Call-ID of the caller's leg (what call records carry)."""
     caller: str
     callee: str
     state: str
     started: str
     """ISO 8601, UTC."""
+    queue: str | None = None
+    """The queue the call waits in or came from (queue calls)."""
+    agent: str | None = None
+    """The agent talking to the caller, once one has answered."""
 
 
 def queue_view(q: QueueSnapshot) -> QueueView:
@@ -83,7 +94,16 @@ async def queues(who: Caller, ctx: Ctx) -> list[QueueView]:
         snapshot = ctx.callcenter.stats_snapshot(who.tenant)
     except KeyError as exc:
         raise ApiError(503, "unavailable", "this tenant's call center is not loaded yet") from exc
-    return [queue_view(snapshot.queues[name]) for name in sorted(snapshot.queues)]
+    configs = ctx.callcenter.engine(who.tenant).setup.queues
+    views = []
+    for name in sorted(snapshot.queues):
+        view = queue_view(snapshot.queues[name])
+        config = configs.get(name)
+        if config is not None:
+            view.wrap_up = config.wrap_up
+            view.service_level_target = config.service_level_target
+        views.append(view)
+    return views
 
 
 @router.get("/api/calls", response_model=list[CallView], responses=_ERRORS)
@@ -91,14 +111,21 @@ async def calls(who: Supervisor, ctx: Ctx) -> list[CallView]:
     """Calls in progress in the tenant."""
     b2bua = ctx.server.switch.b2bua
     live = b2bua.calls() if b2bua is not None else []
-    return [
-        CallView(
-            call_id=call.call_id,
-            caller=call.from_user,
-            callee=call.to_user,
-            state=call.state.value,
-            started=call.started.isoformat(),
+    views = []
+    for call in live:
+        if call.tenant.name != who.tenant:
+            continue
+        engine_call = ctx.callcenter.live_call(who.tenant, call.key)
+        views.append(
+            CallView(
+                call_id=call.key,
+                sip_call_id=call.call_id,
+                caller=call.from_user,
+                callee=call.to_user,
+                state=call.state.value,
+                started=call.started.isoformat(),
+                queue=engine_call.queue if engine_call is not None else None,
+                agent=engine_call.agent if engine_call is not None else None,
+            )
         )
-        for call in live
-        if call.tenant.name == who.tenant
-    ]
+    return views

@@ -46,9 +46,11 @@ from minicc.switch.control import (
     MonitorMode,
     OriginateLeg,
     PlaybackOutcome,
+    RecordResult,
     RingResult,
     Route,
     RouteKind,
+    TransferReport,
 )
 
 __all__ = [
@@ -226,6 +228,48 @@ class CallCenter:
         self._rearm()
         return call_id
 
+    # -- recording and wrap-up (the API of issue 4 calls these; see engine_features) ----------
+
+    def record_call(self, tenant: str, key: str, on: bool) -> None:
+        """Start or stop recording a call an agent is on, as its queue's policy allows.
+
+        Raises:
+            KeyError: no such tenant.
+            FeatureError: no such call, the policy forbids it, or the switch could not.
+        """
+        self._engines[tenant].record_call(key, on, self._now())
+
+    def pause_recording(self, tenant: str, key: str) -> None:
+        """Leave the call out of its recording (silence) until :meth:`resume_recording`.
+
+        Raises:
+            KeyError: no such tenant.
+            FeatureError: no such call, or nothing to pause.
+        """
+        self._engines[tenant].pause_recording(key, self._now())
+
+    def resume_recording(self, tenant: str, key: str) -> None:
+        """Record the call again after :meth:`pause_recording`.
+
+        Raises:
+            KeyError: no such tenant.
+            FeatureError: no such call, or the recording is not paused.
+        """
+        self._engines[tenant].resume_recording(key, self._now())
+
+    def set_disposition(
+        self, tenant: str, extension: str, key: str, code: str, note: str | None = None
+    ) -> None:
+        """An agent's wrap-up code (and note) for a call, during it or its wrap-up.
+
+        Raises:
+            KeyError: no such tenant.
+            FeatureError: an unknown code (listing the valid ones), a note too long, or the
+                agent is neither on that call nor wrapping it up.
+        """
+        self._engines[tenant].set_disposition(extension, key, code, note, self._now())
+        self._rearm()  # the wrap-up may have ended
+
     def stats_snapshot(self, tenant: str) -> StatsSnapshot:
         return self._engines[tenant].stats_snapshot(self._now())
 
@@ -385,6 +429,44 @@ class CallCenter:
                 log.exception("call %s: end handling failed", key)
             self._owners.pop(key, None)
             self._rearm()
+
+    def transfer_route(self, key: str, number: str) -> Route:
+        engine = self._owner(key)
+        if engine is None:
+            return Route(kind=RouteKind.REJECT, status=481)
+        try:
+            return engine.transfer_route(key, number)
+        except Exception:
+            log.exception("call %s: transfer routing failed", key)
+            return Route(kind=RouteKind.REJECT, status=500)
+
+    def call_transferred(self, key: str, report: TransferReport) -> None:
+        engine = self._owner(key)
+        if engine is not None:
+            try:
+                engine.call_transferred(key, report, self._now())
+            except Exception:
+                self._failed(key)
+            self._rearm()
+
+    def agent_dtmf(self, key: str, digit: str) -> None:
+        engine = self._owner(key)
+        if engine is not None:
+            try:
+                engine.agent_dtmf(key, digit, self._now())
+            except Exception:
+                log.exception("call %s: agent digit handling failed", key)
+
+    def record_done(self, key: str, record: int, result: RecordResult) -> None:
+        # Also after call_ended (the caller hung up while speaking): by tenant, not owner.
+        tenant = self._owners.get(key)
+        engines = [self._engines[tenant]] if tenant in self._engines else self._engines.values()
+        for engine in list(engines):
+            try:
+                engine.record_done(key, record, result, self._now())
+            except Exception:
+                log.exception("call %s: message handling failed", key)
+        self._rearm()
 
     def call_held(self, key: str, by: HoldBy) -> None:
         engine = self._owner(key)

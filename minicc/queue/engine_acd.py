@@ -61,7 +61,11 @@ class AcdEngine(EngineCore):
         priority: int,
         skills: dict[str, int] | None,
         now: float,
+        *,
+        front: bool = False,
     ) -> None:
+        """Put a call in a queue (``front``: ahead of every caller of its priority, for a
+        call an agent transferred back into a queue)."""
         runtime = self.queues.get(queue)
         if runtime is None or runtime.retired:
             log.warning("call %s: queue %r does not exist (any more)", call.key, queue)
@@ -71,7 +75,7 @@ class AcdEngine(EngineCore):
             priority = max(priority, VIP_PRIORITY)
         call.priority = priority
         call.skills = dict(skills or {})
-        sequence = self._seq.next(self._wall(now))
+        sequence = self._seq.at(0.0) if front else self._seq.next(self._wall(now))
         entry = QueuedCall(
             call_id=call.key,
             tenant=self.tenant,
@@ -101,7 +105,10 @@ class AcdEngine(EngineCore):
         call.max_wait_offered = False
         interval = runtime.config.announce_interval
         call.next_announce = None if interval is None else now + interval
-        self._count(qstats.CallJoined(queue=queue, call_id=call.key, at=now))
+        transferred = call.transferred_by is not None
+        self._count(
+            qstats.CallJoined(queue=queue, call_id=call.key, at=now, transferred=transferred)
+        )
         self._publish(
             CallQueued(
                 tenant=self.tenant,
@@ -196,10 +203,10 @@ class AcdEngine(EngineCore):
             call.window_until = now + self._opts.callback_offer_window
 
     def _voicemail(self, call: LiveCall, box: str, now: float) -> None:
-        # Recording the message needs a record() in the call-control contract (not there
-        # yet): the caller hears the prompts and the call ends.
-        log.warning("call %s: voicemail for %r: recording is not available yet", call.key, box)
-        self._close(call, ["leave_message", "beep"], now)
+        raise NotImplementedError  # FeatureEngine (engine_features)
+
+    def _recording_on_answer(self, call_key: str, switch_key: str, queue: str, agent: str) -> None:
+        raise NotImplementedError  # FeatureEngine (engine_features)
 
     def _max_wait(self, runtime: QueueRuntime, now: float) -> None:
         for entry in list(runtime.candidates()):
@@ -421,6 +428,7 @@ class AcdEngine(EngineCore):
                 waited=now - entry.joined_at,
             )
         )
+        self._recording_on_answer(call.key, call.key, runtime.name, agent_id)
         log.info("call %s answered by %s", call.key, agent_id)
 
     def _offer_timeouts(self, runtime: QueueRuntime, now: float) -> None:

@@ -65,11 +65,11 @@ class CallbackEngine(AcdEngine):
             queue=runtime.name,
             number=call.caller,
             name=call.caller_name,
-            callback_id=0,
+            callback_id=self._new_callback_id(now),
             joined_wall=self._wall(now) - (now - entry.joined_at),
             hold_for=call.key,
         )
-        job.callback_id = self._persist_callback(job, entry.priority, None)
+        self._persist_callback(job, entry.priority, None)
         self.callbacks[call.key] = job
         self._count(qstats.CallbackRequested(queue=runtime.name, call_id=call.key, at=now))
         self._publish(
@@ -152,17 +152,17 @@ class CallbackEngine(AcdEngine):
                 self._seq.release(sequence)
                 log.info("callback for %s refused by %s", number, queue)
                 return None
+        callback_id = self._new_callback_id(now)
         job = CallbackJob(
-            call_id="",
+            call_id=f"callback-{callback_id}",
             queue=queue,
             number=number,
             name=name,
-            callback_id=0,
+            callback_id=callback_id,
             joined_wall=wall,
             hold_for=hold_for,
         )
-        job.callback_id = self._persist_callback(job, priority, None)
-        job.call_id = f"callback-{job.callback_id}" if job.callback_id else self._local_id()
+        self._persist_callback(job, priority, None)
         self._enqueue(runtime, job, replace(probe, call_id=job.call_id), now)
         self._publish(
             CallbackRequested(
@@ -181,7 +181,7 @@ class CallbackEngine(AcdEngine):
             return
         runtime = self.queues.get(pending.queue)
         if runtime is None:
-            log.warning("callback %d: queue %r is gone; left stored", pending.id, pending.queue)
+            log.warning("callback %s: queue %r is gone; left stored", pending.id, pending.queue)
             return
         job = CallbackJob(
             call_id=f"callback-{pending.id}",
@@ -202,7 +202,7 @@ class CallbackEngine(AcdEngine):
             callback=True,
         )
         self._enqueue(runtime, job, entry, now)
-        log.info("callback %d restored in %s", pending.id, pending.queue)
+        log.info("callback %s restored in %s", pending.id, pending.queue)
 
     def _enqueue(
         self, runtime: QueueRuntime, job: CallbackJob, entry: QueuedCall, now: float
@@ -320,6 +320,7 @@ class CallbackEngine(AcdEngine):
         )
         self._result(job, "connected", agent, None)
         self._persist_callback(job, entry.priority, CallbackOutcome.CONNECTED)
+        self._recording_on_answer(job.call_id, job.origin or "", runtime.name, agent)
 
     def _callee_failed(
         self, runtime: QueueRuntime, job: CallbackJob, detail: str, now: float

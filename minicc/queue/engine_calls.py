@@ -98,6 +98,11 @@ CALL_TRANSITIONS: dict[tuple[CallPhase, CallInput], CallPhase] = {
     (_P.RINGING_EXTENSION, _C.CLOSE): _P.CLOSING,
     (_P.RINGING_EXTENSION, _C.END): _P.ENDED,
     (_P.CONNECTED, _C.END): _P.ENDED,
+    # Blind transfers (minicc.queue.engine_transfer): the agent sends the caller on.
+    (_P.CONNECTED, _C.JOIN): _P.QUEUED,
+    (_P.CONNECTED, _C.RING_EXTENSION): _P.RINGING_EXTENSION,
+    (_P.CONNECTED, _C.START_IVR): _P.IVR,
+    (_P.RINGING_EXTENSION, _C.JOIN): _P.QUEUED,  # a transfer nobody answered: back in line
     (_P.CLOSING, _C.END): _P.ENDED,
 }
 
@@ -165,6 +170,9 @@ class LiveCall:
     """CALLBACK_OFFER: the queue whose callback line a 1 joins."""
     priority: int = 0
     skills: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    transferred_by: str | None = None
+    """The agent who last blind-transferred the call: it was answered and handled already,
+    so a queue it joins again does not count it as offered, answered or abandoned again."""
 
     def move(self, event: CallInput) -> CallPhase:
         """Apply one input to the phase.
@@ -241,8 +249,8 @@ class CallbackJob:
     queue: str
     number: str
     name: str | None
-    callback_id: int
-    """The stored row's id (0 while it could not be stored)."""
+    callback_id: str
+    """The stored callback's id (the engine makes it: storing is never waited for)."""
     joined_wall: float
     """Unix time of the original join: the place kept, as stored."""
     attempts: int = 0

@@ -29,7 +29,7 @@ from minicc.queue.engine_media import PromptFiles
 from minicc.queue.engine_queues import QueueRuntime, Sequencer
 from minicc.queue.ivr import Lookup
 from minicc.queue.prompts import PromptCatalogue
-from minicc.queue.setup import AgentSetting, CallCenterSetup, PendingCallback
+from minicc.queue.setup import AgentSetting, CallCenterSetup, PendingCallback, new_callback_id
 from minicc.queue.stats import LiveStats, QueueEvent
 from minicc.switch.control import CallControl
 
@@ -61,10 +61,11 @@ class CallbackOutcome(Enum):
     """Its queue went away or it was withdrawn."""
 
 
-PersistCallback = Callable[[str, PendingCallback, CallbackOutcome | None], int]
-"""``persist(tenant, callback, outcome)``: store a pending callback (``outcome`` None; a
-``callback.id`` of 0 inserts, otherwise updates, e.g. ``attempts``) and return its row id;
-or record how it ended (``outcome`` set) and drop it from the pending list."""
+PersistCallback = Callable[[str, PendingCallback, CallbackOutcome | None], None]
+"""``persist(tenant, callback, outcome)``: store a pending callback (``outcome`` None; the
+first time for its ``callback.id`` inserts, later ones update, e.g. ``attempts``), or record
+how it ended (``outcome`` set) and drop it from the pending list. Must not block: the engine
+made the id itself, so nothing waits for the database."""
 
 PersistAgent = Callable[[str, AgentSetting], None]
 """``persist(tenant, setting)``: remember an agent's available / paused / logged-out state."""
@@ -149,14 +150,14 @@ class EngineCore:
         self._origins: dict[str, str] = {}
         """Originate key -> the callback's call id."""
         self._seq = Sequencer()
-        self._talk: dict[str, float] = {}
-        """Call id -> talk seconds, from the end of ON_CALL to the end of its wrap-up."""
+        self._talk: dict[tuple[str, str], float] = {}
+        """(Call id, agent) -> talk seconds, from the end of ON_CALL to the end of its
+        wrap-up (per agent: a transferred call is talked on by two)."""
         self._served: set[str] = set()
         """Calls an agent talked to a caller on (their handle time feeds the estimates)."""
         self._persisted: dict[str, tuple[str, str | None]] = {
             ext: (s.state, s.reason) for ext, s in setup.agents.items()
         }
-        self._local_ids = 0
 
     # -- clocks -------------------------------------------------------------------------------
 
@@ -210,9 +211,9 @@ class EngineCore:
         if event.call_id is None:
             return
         if event.old is AgentState.ON_CALL:
-            self._talk[event.call_id] = event.at - event.old_since
+            self._talk[(event.call_id, event.agent_id)] = event.at - event.old_since
         elif event.old is AgentState.WRAP_UP:
-            talk = self._talk.pop(event.call_id, None)
+            talk = self._talk.pop((event.call_id, event.agent_id), None)
             runtime = self.queues.get(event.queue or "")
             if talk is not None and runtime is not None and event.call_id in self._served:
                 runtime.handle_times.record(talk, event.at - event.old_since)
@@ -233,13 +234,16 @@ class EngineCore:
         except Exception:
             log.exception("storing agent %s state failed", agent_id)
 
+    def _new_callback_id(self, now: float) -> str:
+        return new_callback_id(self._wall(now), self._deps.rng)
+
     def _persist_callback(
         self, job: CallbackJob, priority: int, outcome: CallbackOutcome | None
-    ) -> int:
-        """Store a callback; returns its row id (the old one, or 0, when storing failed)."""
+    ) -> None:
+        """Hand a callback to the store (queued there; nothing here waits for it)."""
         persist = self._deps.persist_callback
         if persist is None:
-            return job.callback_id
+            return
         pending = PendingCallback(
             id=job.callback_id,
             queue=job.queue,
@@ -250,14 +254,9 @@ class EngineCore:
             attempts=job.attempts,
         )
         try:
-            return persist(self.tenant, pending, outcome)
+            persist(self.tenant, pending, outcome)
         except Exception:
             log.exception("storing callback %s failed", job.call_id)
-            return job.callback_id
-
-    def _local_id(self) -> str:
-        self._local_ids += 1
-        return f"callback-local-{self._local_ids}"
 
     # -- what the caller hears ----------------------------------------------------------------
 

@@ -12,8 +12,8 @@ files -> ``play`` (a ``Play`` with nothing playable counts as finished at once);
 ``StopPlayback`` -> ``stop_playback``; ``Lookup`` -> the plugin hook, or
 ``LookupResult(error="no lookup hook")`` when none is registered, so the flow takes its
 fallback; ``RouteToQueue`` -> join; ``RouteToExtension`` -> "transferring", music, ``ring``;
-``Voicemail`` -> "leave a message" and the beep, then the call ends (recording needs a
-switch API that does not exist yet); ``RequestCallback`` -> :meth:`request_callback`;
+``Voicemail`` -> "leave a message", the beep and the caller's message
+(:mod:`~minicc.queue.engine_features`); ``RequestCallback`` -> :meth:`request_callback`;
 ``HangUp`` -> ``hangup``.
 """
 
@@ -24,11 +24,12 @@ from collections import deque
 from collections.abc import Iterable
 
 from minicc.queue.agents import TRANSITIONS, AgentInput, AgentState, AgentStateError
-from minicc.queue.engine_callbacks import CallbackEngine
 from minicc.queue.engine_calls import CallInput, CallPhase, LiveCall, PlayKind
 from minicc.queue.engine_core import EngineDeps
+from minicc.queue.engine_features import FeatureEngine
 from minicc.queue.engine_hold import HoldEngine
 from minicc.queue.engine_queues import QueueRuntime
+from minicc.queue.engine_transfer import TransferEngine
 from minicc.queue.ivr import (
     Action,
     CallerHungUp,
@@ -68,7 +69,7 @@ log = logging.getLogger(__name__)
 DEFAULT_PAUSE_REASON = "paused"
 
 
-class TenantEngine(HoldEngine, CallbackEngine):
+class TenantEngine(FeatureEngine, HoldEngine, TransferEngine):
     """A tenant's queue engine (module docstring). Every method takes engine time ``now``."""
 
     def __init__(self, setup: CallCenterSetup, deps: EngineDeps, now: float) -> None:
@@ -307,6 +308,8 @@ class TenantEngine(HoldEngine, CallbackEngine):
         self._settle(now)
 
     def playback_done(self, key: str, playback: int, outcome: PlaybackOutcome, now: float) -> None:
+        if self._voicemail_prompt_done(key, playback, outcome, now):
+            return  # the beep: the message is being recorded
         call = self.calls.get(key)
         if call is None or playback != call.playback:
             return  # stale: replaced, stopped, or the call is gone
@@ -362,7 +365,7 @@ class TenantEngine(HoldEngine, CallbackEngine):
                 call.answered_at = now
             else:
                 log.info("call %s: extension %s %s", key, extension, result.value)
-                self._voicemail(call, extension, now)
+                self._extension_failed(call, extension, now)
         else:
             call.attempts.pop(attempt)
         self._settle(now)
@@ -565,7 +568,7 @@ class TenantEngine(HoldEngine, CallbackEngine):
                     self._close(call, ["goodbye"], now)
                 elif call.phase is CallPhase.RINGING_EXTENSION:
                     extension = next(iter(call.attempts.values()), call.target.name)
-                    self._voicemail(call, extension, now)
+                    self._extension_failed(call, extension, now)
             if (
                 call.phase is CallPhase.CLOSING
                 and call.close_by is not None

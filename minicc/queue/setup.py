@@ -7,6 +7,7 @@ when the database changes. Nothing here does IO.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -70,12 +71,24 @@ class AgentSetting:
     """Pause reason, when paused."""
 
 
+def new_callback_id(wall: float, rng: random.Random) -> str:
+    """A fresh callback id: the unix time in milliseconds and 40 random bits, in hex (22
+    digits), so ids sort by when they were made (as row ids did) and never clash in practice.
+
+    Args:
+        wall: unix time now.
+        rng: the random source (injected: tests get the same ids every run).
+    """
+    return f"{int(wall * 1000):012x}{rng.getrandbits(40):010x}"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PendingCallback:
     """A caller who asked to be called back and keeps their place in the queue."""
 
-    id: int
-    """Row id."""
+    id: str
+    """Its id, made by whoever created it (:func:`new_callback_id`), so storing it never has
+    to be waited for."""
     queue: str
     """Queue whose virtual line the callback waits in."""
     number: str
@@ -114,3 +127,5 @@ class CallCenterSetup:
     """Callbacks still to be made, oldest first."""
     dispositions: tuple[str, ...] = ()
     """Wrap-up disposition codes agents pick from."""
+    end_wrap_up_on_disposition: bool = False
+    """Whether setting a disposition during wrap-up ends the wrap-up (the agent is ready)."""

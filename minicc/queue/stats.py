@@ -31,6 +31,11 @@ exactly against a call log. Definitions (per queue, over the period since the la
   they end (resumed, or the call ended held), with their seconds. Hold time stays inside
   talk time and so inside AHT: the agent is still on the call.
 
+Transfers: a call an agent transferred was offered, answered and handled once, by that
+agent. If it joins a queue again it is *waiting* there (and in ``longest_wait``) but not
+offered, answered, abandoned or left a second time; the next agent's talk and wrap-up are a
+handled segment of their own (each agent's part counts in AHT and in their occupancy).
+
 Intervals that began before the period are counted from its start; calls waiting across
 a reset stay waiting and count as answered/abandoned in the period they end in, and a call
 counts as handled (with all its talk and wrap-up) in the period its wrap-up ends in.
@@ -96,6 +101,10 @@ class CallJoined(QueueEvent):
     """When the wait began, if not ``at`` (a restored callback keeps its original time)."""
     callback: bool = False
     """True when the call joins as a callback (a web callback request)."""
+    transferred: bool = False
+    """True for a call an agent transferred into the queue: it waits (``waiting``,
+    ``longest_wait``) but was offered and answered already, so it is not counted as
+    offered, answered, abandoned or left again."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -224,6 +233,8 @@ class StatsSnapshot:
 class _Queue:
     threshold: float
     waiting: dict[str, tuple[float, bool]] = field(default_factory=dict)
+    transfers: set[str] = field(default_factory=set)
+    """Waiting calls that joined by a transfer (counted in no total)."""
     offered: int = 0
     answered: int = 0
     abandoned: int = 0
@@ -268,7 +279,9 @@ class LiveStats:
         self._period_start = period_start
         self._queues: dict[str, _Queue] = {}
         self._agents: dict[str, _Agent] = {}
-        self._talk: dict[str, float] = {}  # call id -> talk seconds, until its wrap-up ends
+        # (call id, agent) -> talk seconds, until that agent's wrap-up ends (per agent: a
+        # transferred call is talked on by two agents)
+        self._talk: dict[tuple[str, str], float] = {}
 
     def add_queue(self, name: str, *, service_level_threshold: float) -> None:
         """Declare a queue (and its threshold); changing the threshold keeps the counts."""
@@ -293,7 +306,9 @@ class LiveStats:
         """Start a new period (a new day): counts restart, waiting calls and states stay."""
         self._period_start = now
         for name, old in list(self._queues.items()):
-            self._queues[name] = _Queue(threshold=old.threshold, waiting=old.waiting)
+            self._queues[name] = _Queue(
+                threshold=old.threshold, waiting=old.waiting, transfers=old.transfers
+            )
         for agent in self._agents.values():
             agent.calls_handled = 0
             agent.time_in = {}
@@ -316,7 +331,10 @@ class LiveStats:
         if isinstance(event, CallJoined):
             start = event.at if event.joined_at is None else event.joined_at
             queue.waiting[event.call_id] = (start, event.callback)
-            queue.offered += 1
+            if event.transferred:
+                queue.transfers.add(event.call_id)
+            else:
+                queue.offered += 1
             return
         entry = queue.waiting.get(event.call_id)
         if entry is None:
@@ -332,6 +350,9 @@ class LiveStats:
             queue.callbacks_requested += 1
             return
         del queue.waiting[event.call_id]
+        if event.call_id in queue.transfers:
+            queue.transfers.discard(event.call_id)
+            return  # handled by the agent who transferred it (CallJoined.transferred)
         wait = event.at - entry[0]
         if isinstance(event, CallAnswered):
             queue.answered += 1
@@ -364,13 +385,12 @@ class LiveStats:
                 event.old, event.old_reason, event.queues, event.queue, seconds, record
             )
         if event.old is AgentState.ON_CALL and event.call_id is not None:
-            self._talk[event.call_id] = (
-                self._talk.get(event.call_id, 0.0) + event.at - (event.old_since)
-            )
+            talk_key = (event.call_id, event.agent_id)
+            self._talk[talk_key] = self._talk.get(talk_key, 0.0) + event.at - event.old_since
         if event.old is AgentState.WRAP_UP and event.call_id is not None and event.queue:
             queue = self._queue(event.queue)
             queue.handled += 1
-            queue.talk_total += self._talk.pop(event.call_id, 0.0)
+            queue.talk_total += self._talk.pop((event.call_id, event.agent_id), 0.0)
             queue.wrap_up_total += event.at - event.old_since
         if event.input is AgentInput.ANSWER:
             record.calls_handled += 1

@@ -82,6 +82,22 @@ MIGRATIONS: tuple[Migration, ...] = (
     """,
     # 5: per-tenant quotas (issue 6), a JSON object so a new limit needs no migration.
     "ALTER TABLE tenants ADD COLUMN quotas TEXT NOT NULL DEFAULT '{}';",
+    # 6: trunks to carriers and per-tenant dial rules (issue 6). One address, one trunk:
+    # an inbound call is given to a tenant by the address it comes from.
+    """
+    CREATE TABLE trunks (
+        id INTEGER PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        name TEXT NOT NULL,
+        host TEXT NOT NULL UNIQUE,
+        port INTEGER NOT NULL DEFAULT 5060,
+        inbound INTEGER NOT NULL DEFAULT 1,
+        outbound INTEGER NOT NULL DEFAULT 1,
+        caller_id TEXT,
+        UNIQUE (tenant, name)
+    );
+    ALTER TABLE tenants ADD COLUMN dial_rules TEXT NOT NULL DEFAULT '{}';
+    """,
 )
 
 _NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")

@@ -135,6 +135,59 @@ MIGRATIONS: tuple[Migration, ...] = (
         data TEXT NOT NULL
     );
     """,
+    # 3: callback ids are text the queue engine makes itself, so storing a callback never
+    # holds the event loop waiting for a row id. Earlier integer ids become their text.
+    """
+    CREATE TABLE callbacks_text_id (
+        id TEXT PRIMARY KEY,
+        queue TEXT NOT NULL,
+        number TEXT NOT NULL,
+        name TEXT,
+        joined_at REAL NOT NULL,
+        priority INTEGER NOT NULL DEFAULT 0,
+        attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+        status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'done', 'failed')),
+        result TEXT,
+        updated_at REAL NOT NULL
+    );
+    INSERT INTO callbacks_text_id
+        SELECT CAST(id AS TEXT), queue, number, name, joined_at, priority, attempts, status,
+               result, updated_at
+        FROM callbacks ORDER BY id;
+    DROP TABLE callbacks;
+    ALTER TABLE callbacks_text_id RENAME TO callbacks;
+    CREATE INDEX callbacks_status ON callbacks(status, joined_at);
+    """,
+    # 4: voicemail messages and the agents' wrap-up dispositions of calls (issue 3 §6-7),
+    # read and written through minicc.store.voicemail and minicc.store.dispositions.
+    """
+    CREATE TABLE voicemails (
+        id INTEGER PRIMARY KEY,
+        box TEXT NOT NULL,
+        caller TEXT NOT NULL,
+        caller_name TEXT,
+        -- The caller leg's SIP Call-ID, as in cdrs.call_id, and minicc's own call key.
+        call_id TEXT NOT NULL,
+        call_key TEXT NOT NULL,
+        left_at REAL NOT NULL,
+        duration REAL NOT NULL,
+        -- The WAV, relative to the data folder (like cdrs.recording_path).
+        path TEXT NOT NULL,
+        heard INTEGER NOT NULL DEFAULT 0 CHECK (heard IN (0, 1))
+    );
+    CREATE INDEX voicemails_box ON voicemails(box, left_at);
+    CREATE TABLE call_dispositions (
+        call_key TEXT PRIMARY KEY,
+        -- NULL for a callback (its call record has the switch's own Call-ID).
+        call_id TEXT,
+        agent TEXT NOT NULL,
+        queue TEXT NOT NULL,
+        code TEXT NOT NULL,
+        note TEXT,
+        set_at REAL NOT NULL
+    );
+    CREATE INDEX call_dispositions_call_id ON call_dispositions(call_id);
+    """,
 )
 
 _EXTENSION_RE = re.compile(r"^[0-9]{2,15}$")

@@ -50,6 +50,7 @@ from minicc.switch.b2bua import (
     _set_remote,
     _warning,
 )
+from minicc.switch.callrec import CallRecordings
 from minicc.switch.control import (
     CallObserver,
     HoldBy,
@@ -148,6 +149,8 @@ class AppCalls:
         self._ids = itertools.count(1)  # playback and attempt ids, unique per switch
         # The player's own playback id -> (call, the id play() returned).
         self._by_player: dict[int, tuple[Call, int]] = {}
+        self.recordings = CallRecordings(b2bua, self._tell_soon, b2bua._recordings_dir)
+        """Call recordings and messages (record_call, pause/resume, record)."""
         self.holds = Holds(b2bua, self)
 
     # ----------------------------------------------------------------- from the B2BUA
@@ -186,7 +189,8 @@ class AppCalls:
 
     def dtmf(self, call: Call, digit: str) -> None:
         """A digit from the caller (RFC 4733 on the relay, or SIP INFO)."""
-        self._tell_soon(call.key, "dtmf", digit)
+        if not self.recordings.dtmf(call, digit):  # a message's stop digit ends it instead
+            self._tell_soon(call.key, "dtmf", digit)
 
     def answer_reinvite(self, call: Call, request: Request) -> None:
         """A re-INVITE from the caller while no agent is bridged: minicc answers it itself
@@ -288,9 +292,10 @@ class AppCalls:
             log.warning("%s: ring %s refused: not answered yet or already bridged", key, extension)
             self._tell_soon(key, "ring_result", attempt_id, RingResult.FAILED)
             return attempt_id
-        if extension not in call.tenant.extensions:
-            log.warning("%s: ring: %s is no extension of %s", key, extension, call.tenant.name)
-        targets = b2bua._contacts.targets(call.tenant.name, extension)
+        # A number that is no extension (an agent's transfer to an outside number) goes out
+        # through the tenant's trunk, within its dial rules, or not at all.
+        outside = extension not in call.tenant.extensions
+        targets = b2bua._contacts.targets(call.tenant.name, extension, outside=outside)
         if not targets:
             # Always reported on a later turn of the loop, never from inside ring() itself.
             self._tell_soon(key, "ring_result", attempt_id, RingResult.UNAVAILABLE)

@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER"
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER, REFER"
 
 
 class Side(Enum):
@@ -77,8 +77,11 @@ _RINGING = (CallState.SETUP, CallState.RINGING)
 class Contacts(Protocol):
     """What the B2BUA needs from the registrar: where an extension can be reached."""
 
-    def targets(self, tenant: str, extension: str) -> list[tuple[str, Peer]]:
-        """(Contact URI, the Peer its REGISTER came from) for each live binding."""
+    def targets(
+        self, tenant: str, extension: str, *, outside: bool = False
+    ) -> list[tuple[str, Peer]]:
+        """(Contact URI, the Peer its REGISTER came from) for each live binding; with
+        ``outside``, a number that is no extension may go to the tenant's trunk."""
         ...
 
 
@@ -127,6 +130,8 @@ class Leg:
     contact_uri: str = ""
     final_status: int | None = None
     pending_reinvite: bool = False
+    held: bool = False
+    """minicc last relayed a hold offer to this phone (a transfer takes it off hold)."""
 
 
 @dataclass(slots=True, eq=False)
@@ -217,6 +222,7 @@ class B2BUA:
         # imported here.
         from minicc.switch.appcalls import AppCalls
         from minicc.switch.originate import Originator
+        from minicc.switch.transfer import Transfers
 
         self._tx = tx
         self._media = media
@@ -243,6 +249,8 @@ class B2BUA:
         """Application calls: what the engine drives through the CallControl methods."""
         self.originator = Originator(self, self.app)
         """Calls minicc places itself (CallControl.originate)."""
+        self.transfers = Transfers(self)
+        """REFER (blind and attended transfer) and CallControl.transfer."""
 
     # ----------------------------------------------------------------- public surface
 
@@ -331,8 +339,16 @@ class B2BUA:
         if self.app.observer is not None:
             route = self.app.route(call_key, tenant, request, caller_ext)
         target = route.extension or to_user
-        if route.kind is RouteKind.EXTENSION and target not in tenant.extensions:
-            self._reply(request, 404)
+        # Out through the tenant's trunk only for its own phones: a carrier's caller must
+        # never be handed back to the carrier (toll fraud by bouncing calls).
+        outside = caller_ext in tenant.extensions
+        if (
+            route.kind is RouteKind.EXTENSION
+            and target not in tenant.extensions
+            and not self._contacts.targets(tenant.name, target, outside=outside)
+        ):
+            why = "no such extension, and no trunk or dial rule lets the number out"
+            self._reply(request, 404, extra=[_warning(399, why)])
             return
         from_ = request.from_
         call = Call(
@@ -369,7 +385,7 @@ class B2BUA:
         if route.kind is RouteKind.APPLICATION:
             self.app.start(call, negotiation)
             return
-        targets = self._contacts.targets(tenant.name, target)
+        targets = self._contacts.targets(tenant.name, target, outside=outside)
         if not targets:
             # An existing extension with no phone online: a missed call, so it gets its record.
             self._reply(request, 480, to_tag=call.to_tag)
@@ -393,7 +409,7 @@ class B2BUA:
         """Route a request carrying a To tag; False when no dialog matches (caller sends 481)."""
         found = self._dialogs.get((request.call_id, request.to.tag or ""))
         if found is None:
-            return False
+            return self.transfers.handle_released(request)
         call, side = found
         leg = call.leg(side)
         if leg is None or leg.dialog is None:
@@ -418,6 +434,8 @@ class B2BUA:
             self._relay_reinvite(call, side, request)
         elif method == "INFO":
             self._handle_info(call, side, request)
+        elif method == "REFER":
+            self.transfers.handle_refer(call, side, request)
         elif method == "OPTIONS":
             self._reply(request, 200, extra=[("Allow", ALLOW)])
         else:
@@ -469,6 +487,8 @@ class B2BUA:
         )
         if call.app is not None and side is Side.CALLER:
             self.app.dtmf(call, digit)
+        else:
+            self.app.recordings.agent_dtmf(call, side, digit)
         for watcher in list(call.watchers):
             _watch(watcher.call_dtmf, call, side, digit)
 
@@ -759,6 +779,7 @@ class B2BUA:
                 self._reply(request, 400, extra=[_warning(399, f"bad SDP: {exc}")])
                 return
             _set_remote(call, side, offer)
+            other.held = offer.is_hold
             body = self._sdp_for(call, side.other, offer)
         if me.dialog is not None and request.headers.get("Contact"):
             me.dialog.update_target(request)
@@ -835,12 +856,15 @@ class B2BUA:
             self.app.finished(call, by_caller=side is HangupSide.CALLER)
         if call.outbound is not None:
             self.originator.finished(call, side)  # likewise, and it may set caller_cancelled
+        self.transfers.finished(call)  # a transfer target still ringing stops
+        self.app.recordings.finished(call)  # a message being recorded ends (and is kept)
         for watcher in list(call.watchers):
             _watch(watcher.call_ending, call)
         recording = None
         if call.media is not None:
             if call.recording is not None:
-                call.media.stop_recording()
+                if call.media.recording:  # not if the engine stopped it already
+                    call.media.stop_recording()
                 recording = str(call.recording)
             call.media.close()
         self._calls.pop(call.key, None)
@@ -878,11 +902,13 @@ class B2BUA:
 
     # ----------------------------------------------------------------- helpers
 
-    def _start_recording(self, call: Call) -> None:
+    def _start_recording(self, call: Call, *, force: bool = False) -> bool:
+        """Record the call if the tenant records every call (or ``force``: a queue's
+        policy, :mod:`~minicc.switch.callrec`); True when a recording started."""
         if self._recordings_dir is None or call.media is None:
-            return
-        if not self._should_record(call.tenant):
-            return
+            return False
+        if not force and not self._should_record(call.tenant):
+            return False
         codec = sdplib.negotiate(call.offer).first_codec or "PCMU"
         day = call.started.strftime("%Y-%m-%d")
         # Named by minicc's own call key: Call-IDs come from phones and may repeat.
@@ -893,8 +919,9 @@ class B2BUA:
             call.media.start_recording(path, codec)
         except (OSError, MediaError) as exc:
             log.warning("%s: recording not started: %s", call.call_id, exc)
-            return
+            return False
         call.recording = Path("recordings") / rel
+        return True
 
     def _sdp_for(self, call: Call, side: Side, sdp: sdplib.SessionDescription) -> bytes:
         """SDP to send to ``side``: the other party's description, pointed at our relay port."""

@@ -12,6 +12,18 @@ on a later turn of the loop, in the order things happened, never from inside a
 :class:`CallControl` call, so the engine may call CallControl from any of them. Each ``play``
 ends in exactly one ``playback_done`` and each ``ring`` in exactly one ``ring_result``, also
 for a call already gone (ABORTED, CANCELLED) or a file that cannot be played (ABORTED).
+Each ``record`` ends in exactly one ``record_done`` likewise.
+
+Recording (:mod:`minicc.switch.callrec`): ``record_call`` starts or stops the two-channel
+recording of a call, ``pause_recording`` / ``resume_recording`` leave a span out (written as
+silence); ``record`` takes a message from the caller (voicemail). Digits the agent's phone
+sends (``agent_dtmf``) are reported apart from the caller's (``dtmf``), so a caller's key
+press is never taken for an agent's feature code.
+
+Transfers (:mod:`minicc.switch.transfer`): like ``route``, ``transfer_route`` is asked while
+the agent's REFER is handled and must answer at once. Each REFER accepted on an APPLICATION
+call (202) and each :meth:`CallControl.transfer` ends in exactly one ``call_transferred``
+(a REFER refused outright, 400 or 403, changes nothing and reports nothing).
 
 Hold (:mod:`minicc.switch.hold`): once an agent is bridged, a hold from the agent's phone
 (a re-INVITE with sendonly, inactive or ``c=0.0.0.0``) or from :meth:`CallControl.hold` is
@@ -108,6 +120,72 @@ class PlaybackOutcome(Enum):
     ABORTED = "aborted"
 
 
+class TransferKind(Enum):
+    BLIND = "blind"
+    """The caller is sent to a number; the transferor is released at once."""
+    ATTENDED = "attended"
+    """The transferor joins the caller with the party of a consultation call (Replaces)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransferReport:
+    """A transfer that ended, successfully or not (:meth:`CallObserver.call_transferred`)."""
+
+    key: str
+    """The call that goes on: the caller (transferee) is on it."""
+    kind: TransferKind
+    """Blind or attended."""
+    by: str | None
+    """The transferor's extension (the agent); None when unknown."""
+    target: str
+    """The number asked for (Refer-To user part, or :meth:`CallControl.transfer`'s)."""
+    status: int
+    """The outcome as a SIP status (what the phone's NOTIFY said): 200 done, 403 refused
+    (e.g. an outside number: no trunk), 480 nobody registered, 4xx/5xx the join failed."""
+    route: Route | None = None
+    """For an accepted blind transfer: where the caller goes (EXTENSION: the engine rings
+    it with :meth:`CallControl.ring`; APPLICATION: the engine takes the caller back to its
+    queue or IVR for ``target``)."""
+    replaced: str | None = None
+    """Attended: the key of the consultation call that was merged into ``key`` (it ends
+    without a separate ``call_ended`` meaning a hang-up of the new party)."""
+    party: str | None = None
+    """Attended: the extension now talking to the caller."""
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+class RecordOutcome(Enum):
+    """How a :meth:`CallControl.record` ended."""
+
+    STOP_DIGIT = "stop-digit"
+    """The caller pressed one of the stop digits (``#``)."""
+    SILENCE = "silence"
+    """Nothing but silence for ``silence_timeout`` seconds."""
+    MAX_LENGTH = "max-length"
+    """``max_seconds`` reached."""
+    HANGUP = "hangup"
+    """The call ended while recording (what was said is kept)."""
+    FAILED = "failed"
+    """Nothing could be recorded (no such call, no media, the file could not be written)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordResult:
+    """What :meth:`CallObserver.record_done` reports."""
+
+    outcome: RecordOutcome
+    """Why it ended."""
+    path: str | None
+    """The WAV written, relative to the data folder (like a call record's recording path);
+    None when no audio was heard (nothing is kept) or writing failed."""
+    duration: float
+    """Seconds of audio in the file."""
+    digit: str | None = None
+    """The stop digit pressed, for STOP_DIGIT."""
+
+
 class MonitorMode(Enum):
     """What a supervisor does on a call (see :class:`minicc.switch.media.mixer.MixMode`)."""
 
@@ -181,6 +259,17 @@ class CallObserver(Protocol):
         """
         ...
 
+    def agent_dtmf(self, key: str, digit: str) -> None:
+        """The agent's phone sent a digit (RFC 4733 or SIP INFO) on a bridged call: the
+        callee of an APPLICATION call, the agent leg of an originated one. Feature codes
+        such as ``*2`` (pause recording) come this way; the caller's digits never do."""
+        ...
+
+    def record_done(self, key: str, record: int, result: RecordResult) -> None:
+        """A :meth:`CallControl.record` ended (exactly once per record id), possibly after
+        :meth:`call_ended` when the caller hung up while speaking."""
+        ...
+
     def monitor_started(self, monitor: str, key: str, mode: MonitorMode) -> None:
         """The supervisor answered and hears call ``key``."""
         ...
@@ -228,6 +317,13 @@ class CallControl(Protocol):
         """End the call (BYE if answered, else a final ``status``)."""
         ...
 
+    def transfer(self, key: str, target: str) -> None:
+        """Blind-transfer the call's caller to ``target`` (an extension or a number of the
+        tenant), as if the agent's phone had sent REFER: the agent's leg is released and the
+        outcome comes through :meth:`CallObserver.call_transferred` (``by`` is the agent).
+        Decided on a later turn of the loop through :meth:`CallObserver.transfer_route`."""
+        ...
+
     def originate(
         self,
         tenant: str,
@@ -245,6 +341,42 @@ class CallControl(Protocol):
         shows (the customer's number). Returns the new call's key at once; progress comes
         through :meth:`CallObserver.originate_result`, the end through
         :meth:`CallObserver.call_ended`. :meth:`hangup` withdraws it at any stage."""
+        ...
+
+    def record_call(self, key: str, on: bool) -> bool:
+        """Start (``on``) or stop recording both parties of a bridged call into a
+        two-channel WAV (channel 1 the caller, 2 the agent); the path goes into the call
+        record. A call has at most one recording: once stopped it is not started again
+        (pause and resume leave parts out instead). Returns True when the call is now
+        recording (``on``) or not recording any more (not ``on``); False when that cannot
+        be (no such call, no media, a recording already finished, the file cannot be
+        created)."""
+        ...
+
+    def pause_recording(self, key: str) -> bool:
+        """Write silence instead of the parties until :meth:`resume_recording` (e.g. while a
+        caller reads out a card number); the span is kept in the recording's metadata.
+        Returns False when the call is not recording or is paused already."""
+        ...
+
+    def resume_recording(self, key: str) -> bool:
+        """Record the parties again; False when the recording is not paused."""
+        ...
+
+    def record(
+        self,
+        key: str,
+        box: str,
+        *,
+        max_seconds: float,
+        stop_digits: str = "#",
+        silence_timeout: float | None = None,
+    ) -> int:
+        """Record what the caller says (a voicemail for ``box``) into a mono WAV under the
+        tenant's recordings, until a stop digit, ``max_seconds``, ``silence_timeout``
+        seconds of silence or the caller hanging up. Returns a record id; the end comes
+        through :meth:`CallObserver.record_done`, exactly once. A stop digit is not also
+        reported through :meth:`CallObserver.dtmf`."""
         ...
 
     def hold(self, key: str) -> bool:

@@ -377,17 +377,17 @@ class Originator:
         b2bua, out, media = self._b2bua, call.outbound, call.media
         assert out is not None and media is not None
         tenant = call.tenant
-        if out.number not in tenant.extensions:
+        targets = b2bua._contacts.targets(tenant.name, out.number, outside=True)
+        if not targets and out.number not in tenant.extensions:
             log.warning(
-                "%s: cannot dial %s: not an extension of %s, and no trunk is configured for "
-                "outside numbers",
+                "%s: cannot dial %s: not an extension of %s, and no trunk or dial rule lets "
+                "it out",
                 call.key,
                 out.number,
                 tenant.name,
             )
             self._callee_failed(call, RingResult.FAILED, HangupSide.SYSTEM, 404)
             return
-        targets = b2bua._contacts.targets(tenant.name, out.number)
         if not targets:
             log.info("%s: %s has no registered phone", call.key, out.number)
             self._callee_failed(call, RingResult.UNAVAILABLE, HangupSide.SYSTEM, 480)

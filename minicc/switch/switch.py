@@ -40,6 +40,8 @@ from minicc.switch.sip.txlayer import response_destination, stamp_via
 from minicc.switch.sip.uri import parse_uri
 from minicc.switch.transport import StreamTransport, UdpTransport
 from minicc.tenants.directory import TenantDirectory, TenantEntry
+from minicc.tenants.models import TenantStatus
+from minicc.tenants.trunks import Trunk, TrunkTable, clean_number
 
 log = logging.getLogger(__name__)
 # Every SIP message in and out, at debug level only (``--log-level debug``): the first thing
@@ -121,6 +123,7 @@ class Switch:
         self.registrar = Registrar()
         self.digest = DigestServer(secrets.token_bytes(32))
         self.guard = FloodGuard(settings.guard)
+        self.trunks = TrunkTable()
         self.media: MediaEngine | None = (
             MediaEngine(
                 settings.bind, settings.rtp_port_min, settings.rtp_port_max, on_dtmf=self._on_dtmf
@@ -254,6 +257,11 @@ class Switch:
         """:meth:`CallControl.hangup <minicc.switch.control.CallControl.hangup>`."""
         self._app.hangup(key, status=status)
 
+    def transfer(self, key: str, target: str) -> None:
+        """:meth:`CallControl.transfer <minicc.switch.control.CallControl.transfer>`;
+        see :mod:`minicc.switch.transfer`."""
+        self._app_b2bua.transfers.transfer(key, target)
+
     def hold(self, key: str) -> bool:
         """:meth:`CallControl.hold <minicc.switch.control.CallControl.hold>`."""
         return self._app.hold(key)
@@ -294,6 +302,38 @@ class Switch:
         )
         self._flush()
         return key
+
+    def record_call(self, key: str, on: bool) -> bool:
+        """:meth:`CallControl.record_call <minicc.switch.control.CallControl.record_call>`."""
+        return self._app.recordings.record_call(key, on)
+
+    def pause_recording(self, key: str) -> bool:
+        """:meth:`CallControl.pause_recording
+        <minicc.switch.control.CallControl.pause_recording>`."""
+        return self._app.recordings.pause_recording(key)
+
+    def resume_recording(self, key: str) -> bool:
+        """:meth:`CallControl.resume_recording
+        <minicc.switch.control.CallControl.resume_recording>`."""
+        return self._app.recordings.resume_recording(key)
+
+    def record(
+        self,
+        key: str,
+        box: str,
+        *,
+        max_seconds: float,
+        stop_digits: str = "#",
+        silence_timeout: float | None = None,
+    ) -> int:
+        """:meth:`CallControl.record <minicc.switch.control.CallControl.record>`."""
+        return self._app.recordings.record(
+            key,
+            box,
+            max_seconds=max_seconds,
+            stop_digits=stop_digits,
+            silence_timeout=silence_timeout,
+        )
 
     def find_call(self, tenant: str, extension: str) -> str | None:
         """:meth:`CallControl.find_call <minicc.switch.control.CallControl.find_call>`."""
@@ -481,6 +521,10 @@ class Switch:
             else:
                 self._reply(request, 501, extra=[("Allow", ALLOW)])
             return
+        trunk = self.trunks.inbound(source.host) if method == "INVITE" else None
+        if trunk is not None:
+            self._from_trunk(request, source, key, trunk)
+            return
         tenant = self._tenant_for(request)
         if tenant is None:
             if self._suspended(request):
@@ -507,6 +551,28 @@ class Switch:
         caller = self._authenticate(request, source, tenant)
         if caller is None:
             return
+        self._admit_call(request, source, key, tenant, caller)
+
+    def _from_trunk(self, request: Request, source: Peer, key: object, trunk: Trunk) -> None:
+        """An INVITE from a carrier's address: its tenant is the trunk's, no challenge (the
+        address is the credential), and the caller is the number the carrier says."""
+        tenant = self.directory.get(trunk.tenant)
+        if tenant is None or tenant.tenant.status is not TenantStatus.ACTIVE:
+            self._reply(request, 403, reason="Tenant Suspended")
+            return
+        mf = request.max_forwards
+        if mf is not None and mf <= 0:
+            self._reply(request, 483)
+            return
+        if self._is_loop(request):
+            self._reply(request, 482)
+            return
+        caller = clean_number(request.from_.uri.user_unescaped or "") or "anonymous"
+        self._admit_call(request, source, key, tenant, caller)
+
+    def _admit_call(
+        self, request: Request, source: Peer, key: object, tenant: TenantEntry, caller: str
+    ) -> None:
         limit = tenant.tenant.quotas.max_calls
         if limit is not None and self.b2bua.calls_of(tenant.name) >= limit:
             # RFC 3326 Reason: the phone (and the tenant's admin reading its log) sees why.
@@ -634,10 +700,37 @@ class Switch:
 
     # ----------------------------------------------------------------- registrar
 
-    def targets(self, tenant: str, extension: str) -> list[tuple[str, Peer]]:
-        return [
-            (b.contact, b.source) for b in self.registrar.lookup(tenant, extension, time.time())
-        ]
+    def targets(
+        self, tenant: str, extension: str, *, outside: bool = False
+    ) -> list[tuple[str, Peer]]:
+        """Where to send a call for ``extension``: its registered phones; or, for a number
+        that is no extension and ``outside`` calls allowed (the caller is one of the
+        tenant's own), the tenant's outbound trunk, if its dial rules allow the number."""
+        entry = self.directory.get(tenant)
+        if entry is not None and extension in entry.extensions:
+            now = time.time()
+            return [(b.contact, b.source) for b in self.registrar.lookup(tenant, extension, now)]
+        trunk = self.trunks.outbound(tenant) if outside else None
+        if trunk is None:
+            return []
+        refusal = self.trunks.rules(tenant).refusal(extension)
+        if refusal is not None:
+            log.info("tenant %s: not dialling out: %s", tenant, refusal)
+            return []
+        # Digits and a leading "+" (the rules checked), an IP address (the store checked).
+        host = f"[{trunk.host}]" if ":" in trunk.host else trunk.host
+        uri = f"sip:{clean_number(extension)}@{host}:{trunk.port}"
+        return [(uri, Peer(Transport.UDP, trunk.host, trunk.port))]
+
+    def dialable(self, tenant: str, number: str) -> bool:
+        """An extension of ``tenant``, or an outside number its trunk and rules allow."""
+        entry = self.directory.get(tenant)
+        if entry is not None and number in entry.extensions:
+            return True
+        return (
+            self.trunks.outbound(tenant) is not None
+            and self.trunks.rules(tenant).refusal(number) is None
+        )
 
     async def _expire_bindings(self) -> None:
         while True:

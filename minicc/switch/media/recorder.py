@@ -10,6 +10,12 @@ recording started. A new SSRC (hold/resume, transfer), or :data:`RESYNC_PACKETS`
 row whose timestamps stray more than :data:`MAX_SKEW` from the wall clock, re-base the channel
 the same way, so neither breaks the alignment between the two parties. Gaps are silence.
 
+Pause and resume (a caller reading out a card number): the paused span is written as
+silence on both channels, so the file keeps its length and the parties stay aligned; a packet
+arriving late for a paused span is silenced too. The spans are in :attr:`RecordingInfo.pauses`
+and, with the rest of the figures, in a metadata file beside the WAV (``NAME.json``, see
+:func:`metadata_path`), written when the recording is complete.
+
 Writing: samples are kept in memory until they are :data:`LAG` behind the wall clock (late
 packets still find their place), then handed out in chunks of about :data:`CHUNK` to a
 single-thread executor, which does the file writes in order. The caller's thread (the event
@@ -19,6 +25,7 @@ fixed up in the same executor and :attr:`TwoChannelRecorder.finished` tells when
 
 from __future__ import annotations
 
+import json
 import logging
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,7 +40,7 @@ from minicc.switch.media.g711 import (
 )
 from minicc.switch.media.wav import WAVE_FORMAT_ALAW, WAVE_FORMAT_MULAW, WavFormat, wav_header
 
-__all__ = ["CHUNK", "LAG", "MAX_SKEW", "RecordingInfo", "TwoChannelRecorder"]
+__all__ = ["CHUNK", "LAG", "MAX_SKEW", "RecordingInfo", "TwoChannelRecorder", "metadata_path"]
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +76,19 @@ class RecordingInfo:
     off the wall clock."""
     error: str | None = None
     """The first write error, if writing failed; the file is then incomplete."""
+    pauses: tuple[tuple[int, int], ...] = ()
+    """(start, end) in milliseconds from the start of the file of each paused span, written
+    as silence."""
 
     @property
     def duration_ms(self) -> int:
         """Length of the recording in milliseconds."""
         return self.frames * 1000 // RATE
+
+
+def metadata_path(path: Path) -> Path:
+    """The metadata file of the recording at ``path`` (``x.wav`` -> ``x.json``)."""
+    return path.with_suffix(".json")
 
 
 class _Channel:
@@ -134,6 +149,8 @@ class TwoChannelRecorder:
         self._late = 0
         self._error: str | None = None
         self._closed = False
+        self._pauses: list[list[int]] = []
+        """[start, end] sample positions of each pause; the open one ends at -1."""
         self.finished: Future[RecordingInfo] | None = None
         """Set by :meth:`close`: resolves when the file is complete."""
         self._own_executor = executor is None
@@ -147,6 +164,48 @@ class TwoChannelRecorder:
     def frames(self) -> int:
         """Sample frames handed to the writer so far."""
         return self._written
+
+    @property
+    def paused(self) -> bool:
+        """True between :meth:`pause` and :meth:`resume`."""
+        return bool(self._pauses) and self._pauses[-1][1] < 0
+
+    def pause(self, now: float) -> bool:
+        """Write silence from ``now`` on (both channels) until :meth:`resume`.
+
+        Returns:
+            False when already paused or closed (nothing changes).
+        """
+        if self._closed or self.paused:
+            return False
+        start = max(int((now - self._start) * RATE), self._written)
+        self._pauses.append([start, -1])
+        for chan in self._channels:  # what was placed ahead of the wall clock already
+            offset = start - self._written
+            if offset < len(chan.buf):
+                chan.buf[offset:] = self._silence_run(len(chan.buf) - offset)
+        return True
+
+    def resume(self, now: float) -> bool:
+        """Record again from ``now``.
+
+        Returns:
+            False when not paused or closed.
+        """
+        if self._closed or not self.paused:
+            return False
+        self._pauses[-1][1] = max(int((now - self._start) * RATE), self._pauses[-1][0])
+        return True
+
+    @property
+    def pauses(self) -> tuple[tuple[int, int], ...]:
+        """Paused spans so far as (start, end) milliseconds; an open one ends now-ish (at the
+        samples written so far)."""
+        end_open = max(self._written + max(len(c.buf) for c in self._channels), 0)
+        return tuple(
+            (start * 1000 // RATE, (end if end >= 0 else max(end_open, start)) * 1000 // RATE)
+            for start, end in self._pauses
+        )
 
     def add(
         self,
@@ -207,6 +266,8 @@ class TwoChannelRecorder:
         if missing > 0:
             buf += self._silence_run(missing)
         buf[offset:end] = data
+        if self._pauses:
+            self._silence_paused(buf, offset, end)
         if wall - self._written >= CHUNK + LAG:
             self._flush(wall - LAG)
 
@@ -220,17 +281,32 @@ class TwoChannelRecorder:
         """
         if self._closed:
             raise RuntimeError("recording already closed")
-        self._closed = True
         pending = max(len(c.buf) for c in self._channels)
+        if self.paused:
+            self._pauses[-1][1] = max(self._written + pending, self._pauses[-1][0])
+        self._closed = True
         self._flush(self._written + pending)
         self.finished = self._executor.submit(self._finish)
         if self._own_executor:
             self._executor.shutdown(wait=False)
         return RecordingInfo(
-            path=self.path, codec=self.codec, frames=self._written, late_packets=self._late
+            path=self.path,
+            codec=self.codec,
+            frames=self._written,
+            late_packets=self._late,
+            pauses=self.pauses,
         )
 
     # -- internals ----------------------------------------------------------------------
+    def _silence_paused(self, buf: bytearray, offset: int, end: int) -> None:
+        """Blank buf[offset:end] where it falls in a paused span."""
+        base = self._written
+        for start, stop in self._pauses:
+            lo = max(offset, start - base)
+            hi = end if stop < 0 else min(end, stop - base)
+            if lo < hi:
+                buf[lo:hi] = self._silence_run(hi - lo)
+
     def _silence_run(self, n: int) -> bytes:
         if n <= len(self._silence_block):
             return self._silence_block[:n]
@@ -273,10 +349,24 @@ class TwoChannelRecorder:
             log.error("recording %s: cannot finalize header: %s", self.path, exc)
         finally:
             self._file.close()
-        return RecordingInfo(
+        info = RecordingInfo(
             path=self.path,
             codec=self.codec,
             frames=frames,
             late_packets=self._late,
             error=self._error,
+            pauses=self.pauses,
         )
+        meta = {
+            "file": self.path.name,
+            "codec": self.codec,
+            "channels": ["caller", "callee"],
+            "duration_ms": info.duration_ms,
+            "late_packets": info.late_packets,
+            "pauses": [{"start_ms": start, "end_ms": end} for start, end in info.pauses],
+        }
+        try:
+            metadata_path(self.path).write_text(json.dumps(meta, indent=1) + "\n")
+        except OSError as exc:
+            log.error("recording %s: cannot write its metadata: %s", self.path, exc)
+        return info

@@ -423,6 +423,11 @@ class MediaSession:
         """True while a recording runs."""
         return self._recorder is not None
 
+    @property
+    def recorder(self) -> TwoChannelRecorder | None:
+        """The running recording (to pause and resume it), or None."""
+        return self._recorder
+
     def endpoint(self, side: Side) -> MediaEndpoint:
         """``a`` or ``b`` by name."""
         return self.a if side == "a" else self.b

@@ -100,6 +100,13 @@ class FloodGuard:
     def __post_init__(self) -> None:
         self._allow = [ipaddress.ip_network(a, strict=False) for a in self.settings.allow]
 
+    def allow(self, addresses: Iterable[str]) -> None:
+        """Never block these (besides the configured allow-list): the trunks' carriers."""
+        configured = [ipaddress.ip_network(a, strict=False) for a in self.settings.allow]
+        extra = [ipaddress.ip_network(a, strict=False) for a in addresses]
+        self._allow = configured + extra
+        self.unblock(addresses)
+
     def allowed(self, address: str) -> bool:
         try:
             ip = ipaddress.ip_address(address)

@@ -157,10 +157,22 @@ def _split_lines(head: bytes, text: str) -> list[str]:
     else:
         lines = text.replace("\r\n", "\n").split("\n")
     if controls.translate(None, b"\t\r\n"):
-        for line in lines:
-            if _CTL_RE.search(line) is not None and not _controls_are_quoted(line):
-                raise SipParseError(f"control character in {line[:40]!r}")
+        # Judged per header, not per physical line: a folded header may continue a quoted
+        # string (and an escaped control character in it) on its next line.
+        for header in _unfolded(lines):
+            if _CTL_RE.search(header) is not None and not _controls_are_quoted(header):
+                raise SipParseError(f"control character in {header[:40]!r}")
     return lines
+
+
+def _unfolded(lines: list[str]) -> list[str]:
+    headers: list[str] = []
+    for line in lines:
+        if headers and line[:1] in (" ", "\t"):
+            headers[-1] += line
+        else:
+            headers.append(line)
+    return headers
 
 
 def _controls_are_quoted(line: str) -> bool:

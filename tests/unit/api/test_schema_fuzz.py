@@ -17,11 +17,9 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from minicc.config import ServeConfig
 from minicc.server import Server
 from minicc.store.tokens import Role, TokenKind, TokenStore
-from tests.unit.api.conftest import make_data_dir
-from tests.unit.switch.harness import RTP_MAX, RTP_MIN
+from tests.unit.api.conftest import make_data_dir, serve_config
 from tests.unit.switch.ua import HOST
 
 
@@ -29,14 +27,7 @@ class ServerThread:
     """``Server`` on its own loop in a daemon thread; ``stop()`` shuts it down cleanly."""
 
     def __init__(self, data_dir: Path) -> None:
-        self.config = ServeConfig(
-            data_dir=data_dir,
-            bind=HOST,
-            sip_port=0,
-            http_port=0,
-            rtp_port_min=RTP_MIN,
-            rtp_port_max=RTP_MAX,
-        )
+        self.config = serve_config(data_dir)
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
         self.server: Server | None = None

@@ -12,12 +12,10 @@ import httpx
 from click.testing import CliRunner
 
 from minicc.cli import cli
-from minicc.config import ServeConfig
 from minicc.server import Server
 from minicc.switch.sip.peer import Transport
 from minicc.tenants.models import CallRecord, Disposition, HangupSide, TenantStatus
-from tests.unit.api.conftest import PASSWORDS, Live
-from tests.unit.switch.harness import RTP_MAX, RTP_MIN
+from tests.unit.api.conftest import PASSWORDS, Live, serve_config, until
 from tests.unit.switch.ua import HOST, Account, RtpPeer, SipUA, make_sdp
 
 
@@ -25,14 +23,6 @@ async def run_cli(*args: str) -> tuple[int, str]:
     # In a thread: the command may ask this very server (on this loop) for its status.
     result = await asyncio.to_thread(CliRunner().invoke, cli, list(args))
     return result.exit_code, result.output
-
-
-async def until(check, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-    for _ in range(int(timeout / 0.05)):
-        if check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 async def test_suspended_tenant_is_refused_with_the_reason(
@@ -116,15 +106,7 @@ async def test_exported_tenant_works_on_another_server(live: Live, tmp_path: Pat
     second = tmp_path / "second"
     code, output = await run_cli("tenant", "import", str(archive), "--data-dir", str(second))
     assert code == 0, output
-    config = ServeConfig(
-        data_dir=second,
-        bind=HOST,
-        sip_port=0,
-        http_port=0,
-        rtp_port_min=RTP_MIN,
-        rtp_port_max=RTP_MAX,
-    )
-    server = Server(config)
+    server = Server(serve_config(second))
     await server.start()
     try:
         history = server.stores.tenant("acme")

@@ -34,6 +34,8 @@ from minicc.switch.control import (
     IncomingCall,
     OriginateLeg,
     PlaybackOutcome,
+    RecordOutcome,
+    RecordResult,
     RingResult,
     Route,
 )
@@ -64,6 +66,10 @@ class FakeSwitch:
     """Attempts not yet resolved by the test: (key, attempt) -> extension."""
     origins: dict[str, tuple[str, str]] = field(default_factory=dict)
     """Originate key -> (agent, number)."""
+    recording: dict[str, bool] = field(default_factory=dict)
+    """Calls being recorded -> paused."""
+    stopped: set[str] = field(default_factory=set)
+    """Calls whose recording was stopped."""
     ring_backs: dict[tuple[str, int], str] = field(default_factory=dict)
     """Ring-backs not yet resolved by the test: (key, attempt) -> extension."""
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -92,6 +98,9 @@ class FakeSwitch:
     def hangup(self, key: str, *, status: int = 200) -> None:
         self.playing.pop(key, None)
         self.requests.append(Request("hangup", key, (status,)))
+
+    def transfer(self, key: str, target: str) -> None:
+        self.requests.append(Request("transfer", key, (target,)))
 
     def hold(self, key: str) -> bool:
         self.requests.append(Request("hold", key, ()))
@@ -122,6 +131,45 @@ class FakeSwitch:
         self.requests.append(Request("originate", key, (agent, number, timeout), key))
         return key
 
+    def record_call(self, key: str, on: bool) -> bool:
+        self.requests.append(Request("record_call", key, (on,)))
+        if on and key in self.stopped:
+            return False
+        if on:
+            self.recording.setdefault(key, False)
+        elif key in self.recording:
+            del self.recording[key]
+            self.stopped.add(key)
+        return True
+
+    def pause_recording(self, key: str) -> bool:
+        self.requests.append(Request("pause_recording", key, ()))
+        if self.recording.get(key) is not False:
+            return False
+        self.recording[key] = True
+        return True
+
+    def resume_recording(self, key: str) -> bool:
+        self.requests.append(Request("resume_recording", key, ()))
+        if not self.recording.get(key):
+            return False
+        self.recording[key] = False
+        return True
+
+    def record(
+        self,
+        key: str,
+        box: str,
+        *,
+        max_seconds: float,
+        stop_digits: str = "#",
+        silence_timeout: float | None = None,
+    ) -> int:
+        rid = next(self._ids)
+        self.playing.pop(key, None)
+        self.requests.append(Request("record", key, (box, max_seconds, stop_digits), rid))
+        return rid
+
     # -- for the tests ------------------------------------------------------------------------
 
     def of(self, method: str, key: str | None = None) -> list[Request]:
@@ -151,14 +199,12 @@ class Store:
 
     callbacks: list[tuple[PendingCallback, CallbackOutcome | None]] = field(default_factory=list)
     agents: list[AgentSetting] = field(default_factory=list)
-    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(100))
 
     def persist_callback(
         self, tenant: str, callback: PendingCallback, outcome: CallbackOutcome | None
-    ) -> int:
+    ) -> None:
         assert tenant == "acme"
         self.callbacks.append((callback, outcome))
-        return callback.id or next(self._ids)
 
     def persist_agent(self, tenant: str, setting: AgentSetting) -> None:
         assert tenant == "acme"
@@ -291,6 +337,21 @@ class Rig:
         for k, attempt in [r for r in self.switch.rings if r[0] == key]:
             del self.switch.rings[(k, attempt)]
             self.engine.ring_result(key, attempt, RingResult.CANCELLED, self.now)
+        self.check()
+
+    def record_done(
+        self,
+        key: str,
+        *,
+        path: str | None,
+        outcome: RecordOutcome = RecordOutcome.STOP_DIGIT,
+        duration: float = 4.0,
+    ) -> None:
+        """The switch's last ``record`` for ``key`` ended."""
+        record = self.switch.of("record", key)[-1]
+        assert isinstance(record.id, int)
+        result = RecordResult(outcome=outcome, path=path, duration=duration if path else 0.0)
+        self.engine.record_done(key, record.id, result, self.now)
         self.check()
 
     def held(self, key: str, by: HoldBy = HoldBy.PHONE) -> None:

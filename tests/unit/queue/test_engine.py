@@ -234,6 +234,11 @@ number = "1005"
     rig.ring(key, "1005", RingResult.NO_ANSWER)
     assert rig.switch.now_playing(key) == ["leave_message", "beep"]
     rig.finish(key)
+    (record,) = rig.switch.of("record", key)
+    assert record.args[0] == "1005"  # the extension's own box
+    rig.record_done(key, path="recordings/acme/voicemail/1005/m.wav")
+    assert rig.switch.now_playing(key) == ["goodbye"]
+    rig.finish(key)
     assert rig.switch.hung_up(key)
 
 

@@ -53,12 +53,13 @@ def test_press_1_keeps_the_place_and_the_agent_dials_back_first() -> None:
     rig.press(caller, "1")
     assert rig.switch.now_playing(caller) == ["callback_confirmed", "goodbye"]
     stored, outcome = rig.store.callbacks[-1]
-    assert (stored.id, stored.number, stored.queue, outcome) == (0, "5551111", "sales", None)
+    assert (stored.number, stored.queue, outcome) == ("5551111", "sales", None)
+    assert len(stored.id) == 22  # the engine names it: storing it is never waited for
     assert stored.joined_at == MONDAY_10 + (
         rig.engine.queues["sales"].waiting[caller].joined_at - 1000.0
     )
     requested = rig.of(CallbackRequested)
-    assert [(e.call_id, e.callback_id) for e in requested] == [(caller, 100)]
+    assert [(e.call_id, e.callback_id) for e in requested] == [(caller, stored.id)]
     rig.finish(caller)
     assert rig.switch.hung_up(caller)
     rig.hang_up(caller, by_caller=False)
@@ -83,7 +84,7 @@ def test_press_1_keeps_the_place_and_the_agent_dials_back_first() -> None:
     results = rig.of(CallbackResult)
     assert [(r.outcome, r.attempts, r.agent) for r in results] == [("connected", 1, "1001")]
     assert rig.store.callbacks[-1][1] is CallbackOutcome.CONNECTED
-    assert rig.store.callbacks[-1][0].id == 100
+    assert rig.store.callbacks[-1][0].id == stored.id
     answered = [e for e in rig.of(CallAnsweredByAgent) if e.callback]
     assert [e.call_id for e in answered] == [caller]
     assert caller not in rig.engine.queues["sales"].waiting
@@ -115,7 +116,8 @@ def test_missed_agent_leg_keeps_the_place_and_excludes_the_agent() -> None:
     for agent in ("1001", "1002"):
         rig.engine.set_agent_state(agent, AgentState.PAUSED, rig.now, reason="x")
     call_id = rig.engine.request_callback("sales", "5553333", rig.now)
-    assert call_id == "callback-100"
+    (stored, _) = rig.store.callbacks[-1]
+    assert call_id == f"callback-{stored.id}"
     rig.engine.set_agent_state("1001", AgentState.AVAILABLE, rig.now)
     origin = rig.originated("1001")
     rig.origin_result(origin, OriginateLeg.AGENT, RingResult.NO_ANSWER)
@@ -154,9 +156,9 @@ def test_caller_not_answering_is_retried_then_given_up() -> None:
 def test_restart_pending_callbacks_rejoin_at_their_original_place() -> None:
     joined = MONDAY_10 - 600  # ten minutes before this engine started
     pending = (
-        PendingCallback(id=7, queue="sales", number="5557777", name=None, joined_at=joined),
+        PendingCallback(id="7", queue="sales", number="5557777", name=None, joined_at=joined),
         PendingCallback(
-            id=8, queue="sales", number="5558888", name="Ann", joined_at=joined + 60, attempts=1
+            id="8", queue="sales", number="5558888", name="Ann", joined_at=joined + 60, attempts=1
         ),
     )
     setup = make_setup(
@@ -191,7 +193,7 @@ def test_restored_callback_slots_in_by_join_time() -> None:
     rig.advance(100)
     late = rig.call("8001")
     between = PendingCallback(
-        id=9, queue="sales", number="5559999", name=None, joined_at=MONDAY_10 + 50
+        id="9", queue="sales", number="5559999", name=None, joined_at=MONDAY_10 + 50
     )
     rig.engine.update(
         make_setup(

@@ -357,3 +357,14 @@ def test_stream_cut_anywhere_yields_the_same_messages(
     assert [parse_message(m) for m in out] == [expected(m) for m, _ in parts]
     assert framer.buffered == 0
     assert (pongs > 0) == (pings > 0) and pongs <= pings
+
+
+def test_a_fold_inside_a_quoted_display_name_keeps_its_escaped_control() -> None:
+    """Found by the wire-form property: the escaped \\x1f sits on the folded line."""
+    wire = (
+        b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n"
+        b'From: "x\r\n \\\x1f" <sip:0@h>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c\r\n'
+        b"CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    )
+    message = parse_message(wire)
+    assert message.from_.display is not None and "\x1f" in message.from_.display

@@ -116,6 +116,23 @@ def test_an_existing_tenant_database_is_migrated(tmp_path: Path) -> None:
         assert store.list_members()["sales"][0].agent_id == "1001"
 
 
+def test_integer_callback_ids_become_text_ids(tmp_path: Path) -> None:
+    path = tmp_path / "v2.db"
+    with Database(path, MIGRATIONS[:2]) as db:
+        db.execute_write("INSERT INTO queues (name, config, created_at) VALUES ('q', '{}', 'x')")
+        for number in ("111", "222"):
+            db.execute_write(
+                "INSERT INTO callbacks (queue, number, joined_at, updated_at)"
+                " VALUES ('q', ?, 5.0, 5.0)",
+                (number,),
+            )
+    with TenantStore(path) as tenant_store:
+        store = CallCenterStore(tenant_store)
+        assert [(c.id, c.number) for c in store.pending_callbacks()] == [("1", "111"), ("2", "222")]
+        store.update_callback("2", status="done").result()
+        assert [c.id for c in store.pending_callbacks()] == ["1"]
+
+
 # -- queue configuration values --------------------------------------------------------------
 
 
@@ -521,8 +538,16 @@ def test_callbacks(store: CallCenterStore) -> None:
     (failed,) = store.list_callbacks(CallbackStatus.FAILED)
     assert failed.result == "no answer" and failed.callback.attempts == 3
     assert failed.updated_at == NOW
-    with pytest.raises(StoreError, match="no callback with id 999"):
-        store.update_callback(999, attempts=1).result()
+    # The engine names its callbacks and stores them again as attempts are made.
+    mine = store.add_callback("sales", "+4930444", joined_at=NOW + 9, callback_id="c0ffee").result()
+    assert mine.id == "c0ffee"
+    again = store.add_callback(
+        "sales", "+4930444", joined_at=NOW + 9, callback_id="c0ffee", attempts=2
+    )
+    again.result()
+    assert [(c.id, c.attempts) for c in store.pending_callbacks()][-1] == ("c0ffee", 2)
+    with pytest.raises(StoreError, match="no callback with id nope"):
+        store.update_callback("nope", attempts=1).result()
     with pytest.raises(OptionError) as exc:
         store.add_callback("ghost", "+4930333", joined_at=NOW).result()
     assert _field(exc) == "queue"

@@ -28,6 +28,7 @@ from minicc.switch.control import (
     RingResult,
     Route,
     RouteKind,
+    TransferReport,
 )
 from minicc.switch.sip.auth import DigestAlgorithm, compute_ha1
 from minicc.switch.sip.peer import Transport
@@ -264,6 +265,24 @@ class FakeEngine:
 
     def originate_result(self, key: str, leg: OriginateLeg, result: RingResult) -> None:
         self._record("originate_result", key, leg, result)
+
+    def transfer_route(self, key: str, number: str) -> Route:
+        """Blind transfers: extensions ring, ``8xxx`` back to the engine, the rest is 403."""
+        self._record("transfer_route", key, number)
+        if number.startswith("8"):
+            return Route(kind=RouteKind.APPLICATION)
+        if number.startswith("1"):
+            return Route(kind=RouteKind.EXTENSION, extension=number)
+        return Route(kind=RouteKind.REJECT, status=403)
+
+    def call_transferred(self, key: str, report: TransferReport) -> None:
+        self._record("call_transferred", key, report)
+
+    def agent_dtmf(self, key: str, digit: str) -> None:
+        self._record("agent_dtmf", key, digit)
+
+    def record_done(self, key: str, record: int, result: Any) -> None:
+        self._record("record_done", key, record, result)
 
     def call_held(self, key: str, by: HoldBy) -> None:
         self._record("call_held", key, by)

@@ -331,7 +331,7 @@ async def test_outside_number_fails_without_a_trunk(
         ]
         await _agent_byed(agent)
     assert await _ended(engine, key) is False
-    assert any("no trunk is configured" in r.getMessage() for r in caplog.records)
+    assert any("no trunk or dial rule" in r.getMessage() for r in caplog.records)
     record = await _record(asw)
     assert (record.to_user, record.disposition) == ("+4930123456", Disposition.FAILED)
     assert record.hangup_side is HangupSide.SYSTEM

@@ -229,8 +229,11 @@ class SipUA:
         user_agent: str = "minicc-test-ua",
         algorithm: DigestAlgorithm | None = None,
         name: str | None = None,
+        host: str = HOST,
     ) -> None:
         self.account = account
+        self.host = host
+        """The loopback address this phone sends from (127.0.0.2: another machine)."""
         self.server = server
         self.transport = transport.upper()
         self.user_agent = user_agent
@@ -256,7 +259,7 @@ class SipUA:
         loop = asyncio.get_running_loop()
         if self.transport == "UDP":
             self._udp, _ = await loop.create_datagram_endpoint(
-                lambda: _UdpProtocol(self._on_data), local_addr=(HOST, 0)
+                lambda: _UdpProtocol(self._on_data), local_addr=(self.host, 0)
             )
             self.port = self._udp.get_extra_info("sockname")[1]
         else:
@@ -279,10 +282,11 @@ class SipUA:
     @property
     def contact(self) -> str:
         tp = "" if self.transport == "UDP" else f";transport={self.transport.lower()}"
-        return f"<sip:{self.account.user}@{HOST}:{self.port}{tp}>"
+        return f"<sip:{self.account.user}@{self.host}:{self.port}{tp}>"
 
     def via(self, branch: str | None = None) -> str:
-        return f"SIP/2.0/{self.transport} {HOST}:{self.port};branch={branch or new_branch()};rport"
+        via = f"SIP/2.0/{self.transport} {self.host}:{self.port}"
+        return f"{via};branch={branch or new_branch()};rport"
 
     # -- raw I/O --------------------------------------------------------------------------
 
@@ -584,6 +588,13 @@ class SipUA:
         else:
             outgoing.final_response = response
         return outgoing
+
+    def invite(self, target: str, sdp: bytes) -> OutgoingCall:
+        """Send an INVITE and return at once, expecting no challenge (a trunk's carrier);
+        read the answer with :meth:`OutgoingCall.final`."""
+        invite = self.build("INVITE", target, to=f"<{target}>", body=sdp)
+        self.send(invite)
+        return OutgoingCall(self, invite)
 
     async def incoming(self, *, timeout: float = TIMEOUT) -> IncomingCall:
         """The next new INVITE (no To tag) the switch sends this phone."""
