@@ -39,6 +39,7 @@ from pydantic import BaseModel, Field
 
 from minicc.api.context import Caller, Ctx
 from minicc.api.errors import ApiError, ErrorResponse
+from minicc.api.routes_calls import visible_call
 from minicc.switch.sip.peer import Transport
 from minicc.webcall.limits import RateLimiter
 from minicc.webcall.records import PageContext, insert_record
@@ -551,14 +552,12 @@ async def context(
     SIP Call-ID as ``GET /api/calls`` lists it; the same visibility rule applies (an agent:
     calls that ring or rang them).
     """
-    from minicc.api.routes_calls import _visible_call
-
     key = call_id
     b2bua = ctx.server.switch.b2bua
     for live in b2bua.calls() if b2bua else []:
         if live.call_id == call_id:  # a SIP Call-ID, as GET /api/calls lists them
             key = live.key
-    call = _visible_call(ctx, who, key)
+    call = visible_call(ctx, who, key)
     gw = gateway(request)
     web = gw.supervisor.find_sip(call.sip_call_id) if gw.supervisor else None
     if web is None:
