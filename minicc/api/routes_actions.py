@@ -1,5 +1,6 @@
-"""What an agent does to the call they are on, over the API: transfer it, record it (or
-pause the recording while a card number is read out), and give the wrap-up its code.
+"""What an agent does to the call they are on, over the API: transfer it, bring a third
+party in, record it (or pause the recording while a card number is read out), and give the
+wrap-up its code.
 
 Each is the same operation a desk phone reaches by REFER or by feature codes
 (docs/transfers.md, docs/recording.md); refusals come back as 409 with the engine's reason.
@@ -16,6 +17,7 @@ from pydantic import BaseModel, Field
 from minicc.api.context import Caller, Ctx
 from minicc.api.errors import ApiError, ErrorResponse
 from minicc.api.routes_calls import visible_call
+from minicc.queue.monitors import MonitorError
 from minicc.queue.recording import FeatureError
 
 router = APIRouter(tags=["calls"])
@@ -58,6 +60,30 @@ async def transfer(
     """Blind-transfer the caller (the outcome arrives as a ``call.transferred`` event)."""
     call = visible_call(ctx, who, call_id, answered_only=True)
     ctx.server.switch.transfer(call.key, body.target)
+    return Response(status_code=202)
+
+
+class ConferenceRequest(BaseModel):
+    target: str = Field(min_length=1, max_length=32, pattern=r"^[0-9A-Za-z._-]+$")
+    """The extension to ring in as a third party."""
+
+
+@router.post("/api/calls/{call_id:path}/conference", status_code=202, responses=_ERRORS)
+async def conference(
+    body: ConferenceRequest,
+    who: Caller,
+    ctx: Ctx,
+    call_id: str = Path(min_length=1, max_length=128),
+) -> Response:
+    """Ring an extension into the call; once it answers, all three hear each other (the
+    outcome arrives as a ``conference.changed`` event)."""
+    call = visible_call(ctx, who, call_id, answered_only=True)
+    try:
+        ctx.callcenter.desk.conference(who.tenant, call.key, body.target)
+    except MonitorError as exc:
+        raise ApiError(
+            404 if exc.status == 404 else 409, "refused", str(exc), field="target"
+        ) from exc
     return Response(status_code=202)
 
 

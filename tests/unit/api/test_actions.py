@@ -6,11 +6,11 @@ import httpx
 from click.testing import CliRunner
 
 from minicc.cli import cli
-from minicc.events import CallTransferred, DispositionSet
+from minicc.events import CallTransferred, ConferenceChanged, DispositionSet
 from minicc.store.tokens import Role
 from minicc.switch.sip.peer import Transport
-from tests.unit.api.conftest import Live, bearer, next_event, ringing_call, until
-from tests.unit.switch.ua import HOST, Account, SipUA
+from tests.unit.api.conftest import PASSWORDS, Live, bearer, next_event, ringing_call, until
+from tests.unit.switch.ua import HOST, Account, SipUA, make_sdp
 
 
 def run(live: Live, *args: str) -> None:
@@ -107,3 +107,26 @@ async def test_a_transfer_to_an_outside_number_goes_out_through_the_trunk(
             assert inc.invite.uri == f"sip:0301234567@127.0.0.2:{carrier.port}"
     finally:
         carrier.close()
+
+
+async def test_agent_brings_a_third_party_into_the_call(
+    live: Live, client: httpx.AsyncClient
+) -> None:
+    addr = (HOST, live.server.switch.ports[Transport.UDP])
+    third = await SipUA(Account("1002", PASSWORDS["1002"], "acme.test"), addr).start()
+    try:
+        assert (await third.register()).status == 200
+        async with ringing_call(live, client) as call:
+            await call.answer()
+            path = f"/api/calls/{call.call_id}/conference"
+            auth = bearer(call.agent_token)
+            nobody = await client.post(path, json={"target": "4711"}, headers=auth)
+            assert nobody.status_code == 404 and nobody.json()["error"]["field"] == "target"
+            reply = await client.post(path, json={"target": "1002"}, headers=auth)
+            assert reply.status_code == 202, reply.text
+            ring = await third.incoming(timeout=10.0)
+            await ring.answer(make_sdp(call.agent_rtp.port))
+            joined = await next_event(call.events, ConferenceChanged)
+            assert (joined.extension, joined.state) == ("1002", "joined")  # type: ignore[attr-defined]
+    finally:
+        third.close()
