@@ -28,6 +28,7 @@ from minicc.api import (
 from minicc.api.context import ApiContext
 from minicc.store.tokens import TokenStore
 from minicc.switch.sip.guard import FloodGuard
+from minicc.webcall import signaling as webcall_signaling
 
 if TYPE_CHECKING:
     from minicc.server import Server
@@ -70,6 +71,7 @@ def create_app(server: Server) -> FastAPI:
         events_stream,
     ):
         app.include_router(module.router)
+    webcall_signaling.install(app)
 
     @app.get("/api/health")
     def health() -> dict[str, str]:
