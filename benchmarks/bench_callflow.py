@@ -32,6 +32,7 @@ from typing import Any
 
 from benchmarks import phones
 from benchmarks.phones import first_line, headers
+from minicc import gcpolicy
 from minicc.bus import EventBus
 from minicc.switch.sip.auth import DigestAlgorithm, compute_ha1
 from minicc.switch.sip.peer import Peer, Transport
@@ -318,6 +319,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--relay", action="store_true", help="media relay on (binds ports)")
     parser.add_argument("--profile", action="store_true", help="cProfile one round, top 40")
     args = parser.parse_args(argv)
+    # The collector as ``minicc serve`` runs it (minicc.gcpolicy).
+    gcpolicy.tune()
+    gcpolicy.freeze_startup_heap()
     if args.profile:
         profile = cProfile.Profile()
         profile.enable()

@@ -301,15 +301,13 @@ def held_section(held: dict[str, Any]) -> list[str]:
 
 
 AB_LABELS = {
-    "ab-head": "as committed",
-    "ab-gc": "+ GC tuned (server.py)",
-    "ab-noretain": "+ ended calls let go (b2bua.py)",
-    "ab-both": "+ both",
+    "ab-before": "before (commit aae937a)",
+    "ab-after": "after (collector, ended calls, randomness, status polling)",
 }
 
 
 def ab_section() -> list[str]:
-    """The same rate with the suggested changes outside sip/ applied to a copy (A/B runs)."""
+    """The same rate, server before and after this round's changes (alternating A/B runs)."""
     rows = []
     for label, what in AB_LABELS.items():
         data = load(f"cps-{label}")

@@ -36,6 +36,7 @@ from minicc.cli_tenants import LIFECYCLE_COMMANDS
 from minicc.cli_tokens import TOKEN_COMMANDS
 from minicc.cli_trunks import TRUNK_COMMANDS
 from minicc.cli_tui import TUI_COMMANDS, adopt_subcommands
+from minicc.cli_webcall import WEBCALL_COMMANDS
 from minicc.config import ConfigError, env_var, load_serve_config, resolve_data_dir
 from minicc.queue.mailbox import check_ring_seconds
 from minicc.store.callcenter import CallCenterStore, tenant_prompts_dir
@@ -818,7 +819,13 @@ def usage(
 
 # -- call center: queue, number, ivr, agent, vip (minicc/cli_callcenter.py) ----------------
 
-for _command in (*CALLCENTER_COMMANDS, *TOKEN_COMMANDS, *AUDIT_COMMANDS, *TRUNK_COMMANDS):
+for _command in (
+    *CALLCENTER_COMMANDS,
+    *TOKEN_COMMANDS,
+    *AUDIT_COMMANDS,
+    *TRUNK_COMMANDS,
+    *WEBCALL_COMMANDS,
+):
     cli.add_command(_command)
 for _command in LIFECYCLE_COMMANDS:
     tenant.add_command(_command)

@@ -13,9 +13,10 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from minicc import runtime
+from minicc import gcpolicy, runtime
 from minicc.bus import EventBus
 from minicc.config import ServeConfig
+from minicc.diagnostics import StallMonitor
 from minicc.events import CallEnded, CallTransferred, DispositionSet, VoicemailLeft
 from minicc.queue.agents import AgentState
 from minicc.queue.engine import CallbackOutcome, CallCenter
@@ -501,11 +502,16 @@ async def serve(config: ServeConfig, on_ready: Callable[[Server], None] | None =
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await server.start()
+    monitor = StallMonitor.from_env()
+    if monitor is not None:
+        monitor.start()
     if on_ready is not None:
         on_ready(server)
     ports = ", ".join(f"{t.value.lower()} {p}" for t, p in server.switch.ports.items())
     log.info("minicc serving SIP on %s (%s)", config.bind, ports)
     await stop.wait()
+    if monitor is not None:
+        monitor.stop()
     log.info(
         "shutting down: %d active calls",
         server.switch.b2bua.active_calls if server.switch.b2bua else 0,
@@ -514,10 +520,21 @@ async def serve(config: ServeConfig, on_ready: Callable[[Server], None] | None =
 
 
 def run(config: ServeConfig, on_ready: Callable[[Server], None] | None = None) -> None:
-    """Blocking entry point used by ``minicc serve``."""
+    """Blocking entry point used by ``minicc serve``.
+
+    The process runs only the server, so the garbage collector is set up for it here
+    (:mod:`minicc.gcpolicy`): rare collections, the start-up heap frozen once ready.
+    """
+    gcpolicy.tune()
+
+    def ready(server: Server) -> None:
+        gcpolicy.freeze_startup_heap()
+        if on_ready is not None:
+            on_ready(server)
+
     try:
         import uvloop  # type: ignore[import-not-found]
     except ImportError:
-        asyncio.run(serve(config, on_ready))
+        asyncio.run(serve(config, ready))
     else:
-        uvloop.run(serve(config, on_ready))
+        uvloop.run(serve(config, ready))

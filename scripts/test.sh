@@ -78,7 +78,7 @@ setup_venv() {
             return 1
         fi
     fi
-    say "installing minicc with test extras into .venv"
+    say "installing minicc with test extras (aiortc, playwright: system Chromium, no browser download) into .venv"
     "$venv/bin/python" -m pip install -qq -e "$ROOT[test]" </dev/null
 }
 

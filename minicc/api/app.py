@@ -28,6 +28,7 @@ from minicc.api import (
 from minicc.api.context import ApiContext
 from minicc.store.tokens import TokenStore
 from minicc.switch.sip.guard import FloodGuard
+from minicc.webcall import signaling as webcall_signaling
 
 if TYPE_CHECKING:
     from minicc.server import Server
@@ -70,6 +71,7 @@ def create_app(server: Server) -> FastAPI:
         events_stream,
     ):
         app.include_router(module.router)
+    webcall_signaling.install(app)
 
     @app.get("/api/health")
     def health() -> dict[str, str]:
@@ -77,11 +79,13 @@ def create_app(server: Server) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     @app.get("/api/status")
-    async def status(request: Request) -> dict[str, Any]:
+    async def status(request: Request, calls: bool = True) -> dict[str, Any]:
         """Live summary: calls, registrations, SIP counters.
 
         It shows every tenant's calls, so until API tokens exist it answers only on the
-        server's own machine (loopback clients).
+        server's own machine (loopback clients). ``?calls=false`` leaves the list of calls
+        out: with thousands of calls, encoding it holds the interpreter for tens of
+        milliseconds, which a monitor polling every second should not cost the switch.
         """
         client = request.client.host if request.client else ""
         if client not in ("127.0.0.1", "::1"):
@@ -100,7 +104,7 @@ def create_app(server: Server) -> FastAPI:
                     "state": call.state.value,
                     "started": call.started.isoformat(),
                 }
-                for call in (b2bua.calls() if b2bua else [])
+                for call in (b2bua.calls() if b2bua and calls else [])
             ],
             "registrations": switch.registrar.count(),
             "transactions": len(switch.tx),

@@ -20,6 +20,7 @@ The engine may also have minicc place a call itself, agent first (a callback,
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import random
@@ -41,6 +42,7 @@ from minicc.switch.sip.errors import SipError
 from minicc.switch.sip.headers import Headers
 from minicc.switch.sip.message import Request, Response, make_response
 from minicc.switch.sip.peer import Peer, Transport
+from minicc.switch.sip.tokens import BufferedSystemRandom
 from minicc.switch.sip.transaction import TransactionLayer
 from minicc.switch.sip.uri import parse_uri, quote
 from minicc.tenants.directory import TenantEntry
@@ -233,7 +235,7 @@ class B2BUA:
         self._ring_timeout = ring_timeout
         self._recordings_dir = recordings_dir
         self._should_record = should_record
-        self._rng = rng or random.SystemRandom()
+        self._rng = rng or BufferedSystemRandom()
         # What the B2BUA queues in the transaction layer goes out when the switch drains it
         # after an input. Work that runs on its own (call set-up after the media ports are
         # bound, the ring timer) calls this to have its messages sent at once.
@@ -659,6 +661,11 @@ class B2BUA:
             return
         self._answer_caller(call, body, answered_by=leg.contact_uri)
 
+    def _late_answer(self, leg: Leg, response: Response | None) -> None:
+        """A response for a callee INVITE of a call that has ended: a 2xx is unwanted."""
+        if response is not None and response.is_success:
+            self._ack_and_bye(leg, response)
+
     def _ack_and_bye(self, leg: Leg, response: Response) -> None:
         """A 2xx nobody wants: another fork (or another 2xx of this one) answered after the
         winner, or after CANCEL. RFC 3261 §13.2.2.4 says ACK it, then BYE it."""
@@ -870,8 +877,13 @@ class B2BUA:
         self._calls.pop(call.key, None)
         if call.forks:
             # A 2xx may still cross our CANCEL; the continuations stay for 64*T1 so such a
-            # late answer is ACKed and hung up instead of left ringing on.
+            # late answer is ACKed and hung up instead of left ringing on. They become the
+            # leg's alone: the call's closure (messages, SDP, media) would stay alive with
+            # them, thousands of ended calls under load.
             keys = [fork.invite_key for fork in call.forks]
+            for fork in call.forks:
+                if fork.invite_key in self._pending:
+                    self._pending[fork.invite_key] = functools.partial(self._late_answer, fork)
             asyncio.get_running_loop().call_later(32.0, self._forget_forks, keys)
         for leg in (call.caller, *call.forks):
             if leg.dialog is not None:

@@ -24,6 +24,8 @@ from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
+from minicc.switch.sip.tokens import BufferedSystemRandom
+
 __all__ = [
     "DEFAULT_CODECS",
     "Codec",
@@ -575,6 +577,9 @@ def _set_direction(lines: list[tuple[str, str]], direction: Direction) -> list[t
 
 # RFC 4566 §5 order of session-level lines; a new line goes before the first line of a later
 # type so the serialized body stays in the mandated order.
+# Session ids from kernel randomness, read 4 KiB at a time (one per leg, so per call).
+_SESSION_IDS = BufferedSystemRandom()
+
 _SESSION_ORDER = "vosiuepcbtrzka"
 _MEDIA_ORDER = "icbka"
 
@@ -667,7 +672,7 @@ class OriginState:
             source by default.
         """
         if session_id is None:
-            session_id = (rng or random.SystemRandom()).getrandbits(62)
+            session_id = (rng or _SESSION_IDS).getrandbits(62)
         self.address = address
         self.session_id = session_id
         self.username = username

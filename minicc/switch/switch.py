@@ -33,11 +33,11 @@ from minicc.switch.sip import transaction as txm
 from minicc.switch.sip.auth import DigestServer, algorithms_for_client
 from minicc.switch.sip.errors import SipError, SipKeepAlive, SipParseError
 from minicc.switch.sip.guard import FloodGuard, GuardSettings
-from minicc.switch.sip.message import Request, make_response
+from minicc.switch.sip.message import URI_CACHE, VIA_CACHE, Request, make_response
 from minicc.switch.sip.parser import parse_message, validate_request, validate_response
 from minicc.switch.sip.peer import Peer, Transport
+from minicc.switch.sip.tokens import BufferedSystemRandom
 from minicc.switch.sip.txlayer import response_destination, stamp_via
-from minicc.switch.sip.uri import parse_uri
 from minicc.switch.transport import StreamTransport, UdpTransport
 from minicc.tenants.directory import TenantDirectory, TenantEntry
 from minicc.tenants.models import TenantStatus
@@ -121,7 +121,10 @@ class Switch:
         self._observer = observer
         self.tx = txm.TransactionLayer()
         self.registrar = Registrar()
-        self.digest = DigestServer(secrets.token_bytes(32))
+        # Tags and nonces from kernel randomness read 4 KiB at a time (a system call per
+        # token showed in profiles: several per call).
+        self._tokens = BufferedSystemRandom()
+        self.digest = DigestServer(secrets.token_bytes(32), token_bytes=self._tokens.randbytes)
         self.guard = FloodGuard(settings.guard)
         self.trunks = TrunkTable()
         self.media: MediaEngine | None = (
@@ -429,12 +432,16 @@ class Switch:
             return
         self._drain()
 
+    def _tag(self) -> str:
+        """A To tag for a response minicc answers itself: 64 random bits, hex."""
+        return f"{self._tokens.getrandbits(64):016x}"
+
     def _reject_malformed(self, exc: SipParseError, peer: Peer) -> None:
         partial = getattr(exc, "partial", None)
         if isinstance(partial, Request) and partial.method != "ACK":
             try:
                 via = stamp_via(partial, peer)
-                response = make_response(partial, exc.status_hint, to_tag=secrets.token_hex(8))
+                response = make_response(partial, exc.status_hint, to_tag=self._tag())
                 response.headers.add("Warning", f'399 minicc "{_quote_safe(exc.reason)}"')
                 self.tx.send_stateless(response, response_destination(via, peer))
                 self._flush()
@@ -606,14 +613,15 @@ class Switch:
 
     def _tenant_for(self, request: Request) -> TenantEntry | None:
         try:
-            host = parse_uri(request.uri).host_plain
+            # The shared parsed value (read only): no parse, no copy per request.
+            host = URI_CACHE(request.uri).host_plain
         except SipError:
             return None
         return self.directory.resolve_host(host)
 
     def _suspended(self, request: Request) -> bool:
         try:
-            host = parse_uri(request.uri).host_plain
+            host = URI_CACHE(request.uri).host_plain
         except SipError:
             return False
         return self.directory.suspended(host) is not None
@@ -621,8 +629,11 @@ class Switch:
     def _is_loop(self, request: Request) -> bool:
         """Our own Via in the INVITE means it went out from us and came back (RFC 3261 §16.3 4)."""
         me = self.settings.advertised_host.lower()
+        vias = [VIA_CACHE(v) for v in request.headers.get_list("Via")]  # shared, read only
+        if not any(v.host.lower() == me for v in vias):
+            return False
         ports = set(self.ports.values())
-        return any(v.host.lower() == me and (v.port or 5060) in ports for v in request.vias)
+        return any(v.host.lower() == me and (v.port or 5060) in ports for v in vias)
 
     def _authenticate(self, request: Request, source: Peer, tenant: TenantEntry) -> str | None:
         """Return the authenticated extension, or None after answering 401/403."""
@@ -658,7 +669,7 @@ class Switch:
             )
         offer = algorithms_for_client(request.headers.get("User-Agent"), self.digest.algorithms)
         response = self.digest.challenge_response(
-            request, tenant.realm, now, result, to_tag=secrets.token_hex(8), offer=offer
+            request, tenant.realm, now, result, to_tag=self._tag(), offer=offer
         )
         self.tx.send_response(response, now)
         return None
@@ -668,7 +679,7 @@ class Switch:
         if user is None:
             return
         outcome = self.registrar.register(
-            tenant.name, user, request, source, time.time(), to_tag=secrets.token_hex(8)
+            tenant.name, user, request, source, time.time(), to_tag=self._tag()
         )
         self.tx.send_response(outcome.response, asyncio.get_running_loop().time())
         for binding in outcome.removed:
@@ -695,7 +706,7 @@ class Switch:
         reason: str | None = None,
         extra: list[tuple[str, str]] | None = None,
     ) -> None:
-        response = make_response(request, status, reason, to_tag=secrets.token_hex(8), extra=extra)
+        response = make_response(request, status, reason, to_tag=self._tag(), extra=extra)
         self.tx.send_response(response, asyncio.get_running_loop().time())
 
     # ----------------------------------------------------------------- registrar

@@ -35,7 +35,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from tests.interop.ports import LOOPBACK, free_port, free_port_range, free_tcp_port
+from tests.interop.ports import LOOPBACK, free_port_range, free_tcp_port
 from tests.interop.process import ManagedProcess
 
 log = logging.getLogger(__name__)
@@ -295,8 +295,9 @@ class Baresip:
         self.log_path = self.dir / "baresip.log"
         self.account = account
         self.audio_source = audio_source
-        # SIP listens on UDP and TCP on the same port.
-        self.sip_port = free_port(udp=True, tcp=True)
+        # SIP listens on UDP and TCP on the same port, and baresip opens SIP over TLS on the
+        # next one: both must be free, or it fails to start ("Address already in use").
+        self.sip_port = free_port_range(2, udp=True, tcp=True)
         self.ctrl_port = free_tcp_port()
         self.rtp_ports = (first := free_port_range(rtp_port_count), first + rtp_port_count - 1)
         self.lifetime_s = lifetime_s

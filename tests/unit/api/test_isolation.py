@@ -58,6 +58,18 @@ PROBES: dict[tuple[str, str], dict[str, str] | None] = {
     ("GET", "/api/health"): None,
     ("GET", "/api/status"): None,
     ("WEBSOCKET", "/api/events"): None,
+    # Click-to-call (minicc/webcall): the widget's routes take a widget session token, not a
+    # bearer token; tests/unit/webcall checks one tenant's widget token against another's.
+    ("POST", "/webcall/session"): None,
+    ("POST", "/webcall/calls"): None,
+    ("POST", "/webcall/calls/{call_id}/state"): {"call_id": "@other-call"},
+    ("POST", "/webcall/calls/{call_id}/dtmf"): {"call_id": "@other-call"},
+    ("POST", "/webcall/calls/{call_id}/mute"): {"call_id": "@other-call"},
+    ("POST", "/webcall/calls/{call_id}/hangup"): {"call_id": "@other-call"},
+    ("POST", "/webcall/callbacks"): None,
+    ("GET", "/webcall/widget.js"): None,
+    ("GET", "/webcall/demo/{tenant}"): {"tenant": "other"},
+    ("GET", "/api/webcall/calls/{call_id}/context"): {"call_id": "@other-call"},
 }
 # Bodies for the routes that need one.
 BODIES: dict[tuple[str, str], object] = {
@@ -74,6 +86,10 @@ BODIES: dict[tuple[str, str], object] = {
     ("POST", "/api/calls/{call_id}/conference"): {"target": "1001"},
     ("POST", "/api/calls/{call_id}/recording"): {"action": "start"},
     ("PUT", "/api/calls/{call_id}/disposition"): {"code": "sale"},
+    ("POST", "/webcall/calls/{call_id}/state"): {"token": "x"},
+    ("POST", "/webcall/calls/{call_id}/dtmf"): {"token": "x", "digit": "1"},
+    ("POST", "/webcall/calls/{call_id}/mute"): {"token": "x", "on": True},
+    ("POST", "/webcall/calls/{call_id}/hangup"): {"token": "x"},
 }
 # Routes that by design show the whole server and are served only on its own machine.
 SERVER_WIDE = {("GET", "/api/status"), ("GET", "/api/health")}

@@ -93,6 +93,7 @@ def test_no_route_errors_or_breaks_its_contract(running: Server) -> None:
         def check(case: schemathesis.Case) -> None:
             for role in (Role.AGENT, Role.ADMIN):
                 token = fresh_token(running, role)
-                case.call_and_validate(headers={"Authorization": f"Bearer {token}"})
+                # Generous: a loaded machine is slow, and slowness is not what is tested here.
+                case.call_and_validate(headers={"Authorization": f"Bearer {token}"}, timeout=30)
 
         check()

@@ -101,6 +101,31 @@ async def test_second_2xx_from_a_forking_proxy_beyond_the_contact(sw: Harness) -
     assert sw.b2bua.active_calls == 1
 
 
+async def test_a_2xx_after_the_call_ended_is_acked_and_hung_up(sw: Harness) -> None:
+    """A proxy behind the contact answers again once the call is over: minicc no longer
+    holds the call, only the leg, and still ends the stray dialog (RFC 3261 §13.2.2.4)."""
+    alice = await sw.phone("acme", "1001")
+    bob = await sw.phone("acme", "1002")
+    out = await alice.call("sip:1002@acme.test", make_sdp(41000))
+    inc = await bob.incoming()
+    inc.reply(200, body=make_sdp(41002))
+    assert (await out.final()).status == 200
+    await inc.ack()
+    assert out.dialog is not None and inc.dialog is not None
+    await out.dialog.bye()
+    bob.reply(await inc.dialog.request("BYE"), 200)
+    assert (await sw.events.wait(CallEnded)).record.hangup_side is HangupSide.CALLER
+    assert sw.b2bua.active_calls == 0
+
+    late_tag = new_tag()
+    bob.reply(inc.invite, 200, to_tag=late_tag, body=make_sdp(41004), contact=True)
+    ack = await inc.ack()
+    assert ack.to.tag == late_tag
+    bye = await bob.request("BYE", call_id=inc.call_id)
+    assert bye.to.tag == late_tag
+    bob.reply(bye, 200)
+
+
 async def test_busy_on_one_phone_lets_the_other_ring_on(sw: Harness) -> None:
     alice = await sw.phone("acme", "1001")
     desk = await sw.phone("acme", "1002", name="bob-desk")
