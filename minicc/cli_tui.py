@@ -50,10 +50,20 @@ def adopt_subcommands(command: click.Command, previous: click.Command | None) ->
 
 
 @click.command("supervisor")
-@click.option("--threshold", type=float, default=300.0, show_default=True,
-              help="Seconds in a state (other than available) before it shows red.")
-@click.option("--sl-target", type=float, default=80.0, show_default=True,
-              help="Service-level target in percent, for queues whose server gives none.")
+@click.option(
+    "--threshold",
+    type=float,
+    default=300.0,
+    show_default=True,
+    help="Seconds in a state (other than available) before it shows red.",
+)
+@click.option(
+    "--sl-target",
+    type=float,
+    default=80.0,
+    show_default=True,
+    help="Service-level target in percent, for queues whose server gives none.",
+)
 def supervisor(threshold: float, sl_target: float) -> None:
     """The wallboard: queues, agents, live calls, listen/whisper/barge (Textual)."""
     from minicc.tui.supervisor import SupervisorApp
@@ -65,11 +75,13 @@ def supervisor(threshold: float, sl_target: float) -> None:
 @click.option("--url", default=None, help=f"The server's HTTP address [default: {DEFAULT_URL}].")
 @click.option("--tenant", default=None, help="The tenant's SIP domain.")
 @click.option("--extension", default=None, help="Your extension (your phone, for supervisors).")
-@click.option("--supervisor", "as_supervisor", is_flag=True,
-              help="Store a supervisor token (from 'minicc token create') for the wallboard.")
-def login(
-    url: str | None, tenant: str | None, extension: str | None, as_supervisor: bool
-) -> None:
+@click.option(
+    "--supervisor",
+    "as_supervisor",
+    is_flag=True,
+    help="Store a supervisor token (from 'minicc token create') for the wallboard.",
+)
+def login(url: str | None, tenant: str | None, extension: str | None, as_supervisor: bool) -> None:
     """Log in and store the session token the way the consoles do (never the password)."""
     from minicc.tui.client import ApiError
     from minicc.tui.credentials import Profile
@@ -80,9 +92,7 @@ def login(
     url = url or click.prompt("server URL", default=saved.url if saved else DEFAULT_URL)
     if not as_supervisor:
         tenant = tenant or click.prompt("tenant", default=saved.tenant if saved else None)
-    extension = extension or click.prompt(
-        "extension", default=saved.extension if saved else None
-    )
+    extension = extension or click.prompt("extension", default=saved.extension if saved else None)
     secret = click.prompt("supervisor token" if as_supervisor else "password", hide_input=True)
     profile = Profile(url=url, tenant=tenant or "", extension=extension)
     try:
@@ -96,16 +106,20 @@ def login(
 
 
 @click.command("status")
-@click.option("--url", default=None,
-              help="The server's HTTP address [default: the stored login's, else "
-              f"{DEFAULT_URL}].")
+@click.option(
+    "--url",
+    default=None,
+    help=f"The server's HTTP address [default: the stored login's, else {DEFAULT_URL}].",
+)
 def status(url: str | None) -> None:
     """One screen about a running server: calls, registrations, queues and agents."""
     from minicc.tui.client import ApiClient, ApiError
 
     credentials = _store("supervisor").load() or _store("agent").load()
-    url = url or os.environ.get("MINICC_URL") or (
-        credentials.profile.url if credentials else DEFAULT_URL
+    url = (
+        url
+        or os.environ.get("MINICC_URL")
+        or (credentials.profile.url if credentials else DEFAULT_URL)
     )
 
     async def read() -> tuple[dict[str, Any], list[Any] | None, list[Any] | None, str]:
@@ -141,8 +155,12 @@ def _status_view(
 
     head = Table.grid(padding=(0, 2))
     head.add_row("server", url, "up", duration(summary.get("uptime_seconds")))
-    head.add_row("calls", str(summary.get("active_calls", 0)),
-                 "registrations", str(summary.get("registrations", 0)))
+    head.add_row(
+        "calls",
+        str(summary.get("active_calls", 0)),
+        "registrations",
+        str(summary.get("registrations", 0)),
+    )
     head.add_row("tenants", ", ".join(summary.get("tenants", [])), "", "")
     parts: list[Any] = [Panel(head, title="minicc status")]
     calls = summary.get("calls") or []
@@ -158,9 +176,15 @@ def _status_view(
         for column in ("queue", "waiting", "longest", "answered", "abandoned", "SL", "ASA"):
             table.add_column(column)
         for q in queues:
-            table.add_row(q["name"], str(q["waiting"]), duration(q["longest_wait"]),
-                          str(q["answered"]), str(q["abandoned"]), percent(q["service_level"]),
-                          duration(q["asa"]))
+            table.add_row(
+                q["name"],
+                str(q["waiting"]),
+                duration(q["longest_wait"]),
+                str(q["answered"]),
+                str(q["abandoned"]),
+                percent(q["service_level"]),
+                duration(q["asa"]),
+            )
         parts.append(table)
     if agents:
         table = Table(title="agents")

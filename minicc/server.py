@@ -125,9 +125,7 @@ def _load_snapshot(stores: Stores) -> Snapshot:
         stores.versions["::trunks"] = version
         table = TrunkStore(stores.control)
         trunks = (table.list(), table.rules())
-    return Snapshot(
-        result, default.name if default else None, changed, setups, supervisors, trunks
-    )
+    return Snapshot(result, default.name if default else None, changed, setups, supervisors, trunks)
 
 
 _AGENT_STATES = {

@@ -85,8 +85,9 @@ setup_venv() {
 install_debian_packages
 setup_venv
 
-say "ruff check"
+say "ruff check and ruff format --check"
 "$ROOT/.venv/bin/python" -m ruff check --quiet minicc tests benchmarks docs
+"$ROOT/.venv/bin/python" -m ruff format --check --quiet minicc tests benchmarks docs
 
 say "running: pytest -q $*"
 status=0

@@ -156,6 +156,7 @@ class TransferReport:
     def ok(self) -> bool:
         return 200 <= self.status < 300
 
+
 class RecordOutcome(Enum):
     """How a :meth:`CallControl.record` ended."""
 

@@ -380,8 +380,7 @@ class Originator:
         targets = b2bua._contacts.targets(tenant.name, out.number, outside=True)
         if not targets and out.number not in tenant.extensions:
             log.warning(
-                "%s: cannot dial %s: not an extension of %s, and no trunk or dial rule lets "
-                "it out",
+                "%s: cannot dial %s: not an extension of %s, and no trunk or dial rule lets it out",
                 call.key,
                 out.number,
                 tenant.name,

@@ -37,7 +37,6 @@ class Profile:
         return f"{self.extension}@{self.tenant} {self.url}"
 
 
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Credentials:
     profile: Profile
@@ -72,9 +71,7 @@ class CredentialStore:
     ) -> None:
         self.name = name
         env = os.environ.get("MINICC_CONFIG_DIR")
-        self.dir = directory or (
-            Path(env) if env else Path(platformdirs.user_config_dir("minicc"))
-        )
+        self.dir = directory or (Path(env) if env else Path(platformdirs.user_config_dir("minicc")))
         self.use_keyring = _keyring_works() if use_keyring is None else use_keyring
 
     def _account(self, profile: Profile) -> str:
@@ -107,9 +104,7 @@ class CredentialStore:
                 token = keyring.get_password(SERVICE, self._account(profile))
             except Exception:
                 token = None
-            return (
-                Credentials(profile=profile, token=token, where=KEYRING) if token else None
-            )
+            return Credentials(profile=profile, token=token, where=KEYRING) if token else None
         try:
             token = self.token_file.read_text(encoding="utf-8").strip()
         except OSError:

@@ -77,8 +77,9 @@ class LoginScreen(Screen[Credentials]):
                 id="url",
             )
             if not self.token_login:
-                yield Input(saved.tenant if saved else "", placeholder="tenant (SIP domain)",
-                            id="tenant")
+                yield Input(
+                    saved.tenant if saved else "", placeholder="tenant (SIP domain)", id="tenant"
+                )
             yield Input(
                 saved.extension if saved else "",
                 placeholder="your phone's extension" if self.token_login else "extension",
@@ -125,9 +126,7 @@ class LoginScreen(Screen[Credentials]):
     @work(exclusive=True, group="login")
     async def attempt(self, profile: Profile, secret: str) -> None:
         try:
-            credentials = await log_in(
-                self.store, profile, secret, token_login=self.token_login
-            )
+            credentials = await log_in(self.store, profile, secret, token_login=self.token_login)
         except ApiError as exc:
             self.show_error(str(exc))
             self.query_one("#secret", Input).value = ""

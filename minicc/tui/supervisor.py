@@ -144,8 +144,7 @@ class SupervisorApp(ConsoleApp):
         if event.type == "agent.state_changed":
             ext = data.get("agent", "")
             agent = self.agents.setdefault(ext, {"extension": ext, "queues": []})
-            agent.update(state=state_slug(data["state"]), reason=data.get("reason"),
-                         since=event.at)
+            agent.update(state=state_slug(data["state"]), reason=data.get("reason"), since=event.at)
             self.redraw()
         key = data.get("call_id")
         if isinstance(key, str) and "/" in key:
@@ -221,7 +220,10 @@ class SupervisorApp(ConsoleApp):
         for call in self.calls:
             agent = self.call_agents.get(self.call_key(call["call_id"]), "")
             table.add_row(
-                call["caller"], agent or call["callee"], call["state"], call["started"][11:19],
+                call["caller"],
+                agent or call["callee"],
+                call["state"],
+                call["started"][11:19],
                 key=call["call_id"],
             )
         if table.row_count:

@@ -108,9 +108,11 @@ async def test_nobody_answers_the_caller_leaves_a_message_in_1002s_box(live: Liv
         # "Leave a message", the beep, then the recording: the engine's call is closing
         # with nothing playing once the message is being taken.
         await until(
-            lambda: (c := call.live_call()) is not None
-            and c.phase is CallPhase.CLOSING
-            and c.playback is None,
+            lambda: (
+                (c := call.live_call()) is not None
+                and c.phase is CallPhase.CLOSING
+                and c.playback is None
+            ),
             timeout=15.0,
         )
         assert call.outgoing.final_response is not None
@@ -130,9 +132,7 @@ async def test_nobody_answers_the_caller_leaves_a_message_in_1002s_box(live: Liv
 async def test_1002_answers_and_the_call_is_bridged(live: Live) -> None:
     async with call_to_1002(live) as call:
         bob = await call.incoming.answer(make_sdp(call.bob_rtp.port, codecs=[(0, "PCMU")]))
-        await until(
-            lambda: (c := call.live_call()) is not None and c.phase is CallPhase.CONNECTED
-        )
+        await until(lambda: (c := call.live_call()) is not None and c.phase is CallPhase.CONNECTED)
         assert call.outgoing.final_response is not None and call.incoming.invite.body
         to_bob_side = sdp_audio(call.outgoing.final_response.body)
         to_caller_side = sdp_audio(call.incoming.invite.body)

@@ -168,7 +168,9 @@ async def test_the_phone_rings_and_the_caller_pops_within_a_second_then_wrap_up(
             assert panel.pop["queue"] == "support"
             # The wallboard learnt of the call by events (it has no polling timer).
             await until(
-                pilot, lambda: len(board.arrivals) == 1 and len(board.calls) == 1, timeout=1.0,
+                pilot,
+                lambda: len(board.arrivals) == 1 and len(board.calls) == 1,
+                timeout=1.0,
                 what="wallboard shows the call",
             )
             assert sum(board.query_one("#spark").data or []) == 1  # type: ignore[attr-defined]
@@ -183,8 +185,14 @@ async def test_the_phone_rings_and_the_caller_pops_within_a_second_then_wrap_up(
             # The call-control routes come with a later server: one clear line, no traceback.
             notice = app.query_one("#notice")
             await pilot.press("o")
-            await until(pilot, lambda: "not available on this server yet" in str(notice.content)
-                        or "hold: done" in str(notice.content), what="hold answered")
+            await until(
+                pilot,
+                lambda: (
+                    "not available on this server yet" in str(notice.content)
+                    or "hold: done" in str(notice.content)
+                ),
+                what="hold answered",
+            )
 
             # The agent hangs up with `h`: both phones get a BYE, the agent wraps up.
             await pilot.press("h")
@@ -211,9 +219,10 @@ async def test_the_console_reconnects_and_shows_what_changed_meanwhile(
     stored(store, proxy.url, "1001", await login_token(live, "1001"))
     app = AgentApp(store, base_delay=0.05)
     boss = live.long_lived("acme", Role.SUPERVISOR)
-    async with app.run_test(size=(80, 24)) as pilot, httpx.AsyncClient(
-        base_url=live.url, headers={"Authorization": f"Bearer {boss}"}
-    ) as http:
+    async with (
+        app.run_test(size=(80, 24)) as pilot,
+        httpx.AsyncClient(base_url=live.url, headers={"Authorization": f"Bearer {boss}"}) as http,
+    ):
         bar = app.query_one(StatusBar)
         await until(pilot, lambda: bar.stream == "live" and bar.who != "")
         proxy.cut()
@@ -229,23 +238,32 @@ async def test_the_console_reconnects_and_shows_what_changed_meanwhile(
         await until(pilot, lambda: bar.state == "paused" and bar.reason == "training")
 
 
-async def test_listen_in_on_a_server_without_the_route_says_so(
-    live: Live, tmp_path: Path
-) -> None:
+async def test_listen_in_on_a_server_without_the_route_says_so(live: Live, tmp_path: Path) -> None:
     boss = CredentialStore(tmp_path / "boss", name="supervisor", use_keyring=False)
     stored(boss, live.url, "1003", live.long_lived("acme", Role.SUPERVISOR))
     app = SupervisorApp(boss, throttle=0.05)
     async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: app.stream_state == "live")
-        app.show(calls=[{"call_id": "abc/1@test", "caller": "1003", "callee": "8100",
-                         "state": "answered", "started": "2026-11-23T10:00:01+00:00"}])
+        app.show(
+            calls=[
+                {
+                    "call_id": "abc/1@test",
+                    "caller": "1003",
+                    "callee": "8100",
+                    "state": "answered",
+                    "started": "2026-11-23T10:00:01+00:00",
+                }
+            ]
+        )
         await pilot.press("L")
         notice = app.query_one("#notice")
         await until(
             pilot,
-            lambda: "not available on this server yet" in str(notice.content)
-            or "listen: calling your phone" in str(notice.content)
-            or "no call" in str(notice.content),
+            lambda: (
+                "not available on this server yet" in str(notice.content)
+                or "listen: calling your phone" in str(notice.content)
+                or "no call" in str(notice.content)
+            ),
             what="monitor answered",
         )
 
@@ -264,14 +282,14 @@ async def test_a_server_that_is_not_there_is_said_and_retried(
         bar = app.query_one(StatusBar)
         notice = app.query_one("#notice")
         await until(pilot, lambda: bar.stream == "reconnecting", what="retrying")
-        await until(pilot, lambda: "retrying in" in str(notice.content)
-                    or "cannot reach" in str(notice.content))
+        await until(
+            pilot,
+            lambda: "retrying in" in str(notice.content) or "cannot reach" in str(notice.content),
+        )
         assert app.is_running and store.load() is not None  # the token is kept
 
 
-async def test_the_wallboard_logs_in_with_a_supervisor_token(
-    live: Live, tmp_path: Path
-) -> None:
+async def test_the_wallboard_logs_in_with_a_supervisor_token(live: Live, tmp_path: Path) -> None:
     boss = CredentialStore(tmp_path / "boss", name="supervisor", use_keyring=False)
     app = SupervisorApp(boss)
     async with app.run_test(size=(80, 24)) as pilot:

@@ -16,8 +16,10 @@ from tests.unit.tui.conftest import PASSWORDS, Live
 
 async def run(args: list[str], config: Path, stdin: str = "") -> Result:
     runner = CliRunner()
-    env = {"MINICC_CONFIG_DIR": str(config), "PYTHON_KEYRING_BACKEND":
-           "keyring.backends.fail.Keyring"}
+    env = {
+        "MINICC_CONFIG_DIR": str(config),
+        "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
+    }
     return await asyncio.to_thread(runner.invoke, cli, args, input=stdin, env=env)
 
 

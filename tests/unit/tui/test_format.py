@@ -47,7 +47,12 @@ def test_staffing_counts_members_only() -> None:
 
 def test_calls_per_interval_oldest_first() -> None:
     assert per_interval([99.0, 95.0, 45.0, 150.0, -500.0], 100.0, interval=10, count=6) == [
-        1, 0, 0, 0, 0, 2
+        1,
+        0,
+        0,
+        0,
+        0,
+        2,
     ]
 
 

@@ -52,38 +52,97 @@ POP = {
     "priority": 0,
     "agent": "1001",
     "history": [
-        {"call_id": "x1", "started": "2026-11-22T09:14:03+00:00", "caller": "+4930123456",
-         "callee": "8100", "disposition": "answered", "duration": 312.0},
-        {"call_id": "x2", "started": "2026-11-20T16:40:51+00:00", "caller": "+4930123456",
-         "callee": "8100", "disposition": "cancelled", "duration": None},
+        {
+            "call_id": "x1",
+            "started": "2026-11-22T09:14:03+00:00",
+            "caller": "+4930123456",
+            "callee": "8100",
+            "disposition": "answered",
+            "duration": 312.0,
+        },
+        {
+            "call_id": "x2",
+            "started": "2026-11-20T16:40:51+00:00",
+            "caller": "+4930123456",
+            "callee": "8100",
+            "disposition": "cancelled",
+            "duration": None,
+        },
     ],
 }
 QUEUES = [
-    {"name": "sales", "waiting": 0, "longest_wait": 0.0, "service_level": 92.0,
-     "service_level_threshold": 20.0, "abandoned": 1, "asa": 8.0, "aht": 245.0},
-    {"name": "support", "waiting": 3, "longest_wait": 95.0, "service_level": 71.0,
-     "service_level_threshold": 20.0, "abandoned": 4, "asa": 19.0, "aht": 312.0},
+    {
+        "name": "sales",
+        "waiting": 0,
+        "longest_wait": 0.0,
+        "service_level": 92.0,
+        "service_level_threshold": 20.0,
+        "abandoned": 1,
+        "asa": 8.0,
+        "aht": 245.0,
+    },
+    {
+        "name": "support",
+        "waiting": 3,
+        "longest_wait": 95.0,
+        "service_level": 71.0,
+        "service_level_threshold": 20.0,
+        "abandoned": 4,
+        "asa": 19.0,
+        "aht": 312.0,
+    },
 ]
 AGENTS = [
-    {"extension": "1001", "state": "on-call", "reason": None, "since": NOW - 83,
-     "queues": ["sales", "support"]},
-    {"extension": "1002", "state": "paused", "reason": "lunch", "since": NOW - 1900,
-     "queues": ["support"]},
-    {"extension": "1003", "state": "available", "reason": None, "since": NOW - 12,
-     "queues": ["support"]},
-    {"extension": "1004", "state": "wrap-up", "reason": None, "since": NOW - 4,
-     "queues": ["sales"]},
+    {
+        "extension": "1001",
+        "state": "on-call",
+        "reason": None,
+        "since": NOW - 83,
+        "queues": ["sales", "support"],
+    },
+    {
+        "extension": "1002",
+        "state": "paused",
+        "reason": "lunch",
+        "since": NOW - 1900,
+        "queues": ["support"],
+    },
+    {
+        "extension": "1003",
+        "state": "available",
+        "reason": None,
+        "since": NOW - 12,
+        "queues": ["support"],
+    },
+    {
+        "extension": "1004",
+        "state": "wrap-up",
+        "reason": None,
+        "since": NOW - 4,
+        "queues": ["sales"],
+    },
 ]
 CALLS = [
-    {"call_id": "a84b4c76e66710@10.0.0.1/1", "caller": "+4930123456", "callee": "8100",
-     "state": "answered", "started": "2026-11-23T10:00:01+00:00"},
+    {
+        "call_id": "a84b4c76e66710@10.0.0.1/1",
+        "caller": "+4930123456",
+        "callee": "8100",
+        "state": "answered",
+        "started": "2026-11-23T10:00:01+00:00",
+    },
 ]
 
 
 def screen_text(app: App[None]) -> str:
     width, height = app.size
-    console = Console(width=width, height=height, file=io.StringIO(), record=True,
-                      color_system=None, legacy_windows=False)
+    console = Console(
+        width=width,
+        height=height,
+        file=io.StringIO(),
+        record=True,
+        color_system=None,
+        legacy_windows=False,
+    )
     console.print(app.screen._compositor.render_update(full=True))
     lines = console.export_text(styles=False).splitlines()
     return "\n".join(line.rstrip() for line in lines) + "\n"
