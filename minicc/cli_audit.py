@@ -20,7 +20,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from minicc.config import env_var, resolve_data_dir
+from minicc.cli_common import data_dir_option, open_control
+from minicc.config import resolve_data_dir
 from minicc.store.audit import AuditLog, mask_secrets
 from minicc.store.control import ControlStore
 
@@ -110,13 +111,7 @@ def record_command(group: click.Group, words: Sequence[str]) -> None:
 
 
 @click.command("audit")
-@click.option(
-    "--data-dir",
-    "data_dir",
-    type=click.Path(file_okay=False, path_type=str),
-    default=None,
-    help=f"Data folder (default: ${env_var('data_dir')}, else the per-user data folder).",
-)
+@data_dir_option
 @click.option("--tenant", "tenant_name", default=None, help="Only changes to this tenant.")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
@@ -125,8 +120,7 @@ def audit(
     ctx: click.Context, data_dir: str | None, tenant_name: str | None, limit: int, as_json: bool
 ) -> None:
     """Administrative changes, newest first: who, what, when, from where."""
-    folder = resolve_data_dir(data_dir or ctx.find_root().params.get("data_dir"), os.environ)
-    with ControlStore(folder) as control:
+    with open_control(ctx, data_dir) as control:
         entries = AuditLog(control.db).entries(tenant=tenant_name, limit=limit)
     rows = [
         {

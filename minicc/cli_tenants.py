@@ -8,38 +8,27 @@ server sees each change through the control database: a suspended tenant's phone
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
 from minicc import runtime
-from minicc.config import env_var, resolve_data_dir
+from minicc.cli_common import (
+    command_data_dir,
+    data_dir_option,
+    open_control,
+    require_tenant,
+)
 from minicc.store.archive import delete_tenant, export_tenant, import_tenant
-from minicc.store.control import ControlStore
 from minicc.tenants.models import TenantStatus
 
 __all__ = ["LIFECYCLE_COMMANDS"]
 
-_data_dir = click.option(
-    "--data-dir",
-    "data_dir",
-    type=click.Path(file_okay=False, path_type=str),
-    default=None,
-    help=f"Data folder (default: ${env_var('data_dir')}, else the per-user data folder).",
-)
+_data_dir = data_dir_option
 
 
-def _folder(ctx: click.Context, data_dir: str | None) -> Path:
-    return resolve_data_dir(data_dir or ctx.find_root().params.get("data_dir"), os.environ)
-
-
-@contextmanager
-def _control(ctx: click.Context, data_dir: str | None) -> Iterator[ControlStore]:
-    with ControlStore(_folder(ctx, data_dir)) as control:
-        yield control
+_folder = command_data_dir
+_control = open_control
 
 
 def _set_status(ctx: click.Context, data_dir: str | None, name: str, status: TenantStatus) -> None:
@@ -123,11 +112,7 @@ def tenant_delete(
     """Delete tenant NAME and its data (refused while it has calls in progress)."""
     folder = _folder(ctx, data_dir)
     with _control(ctx, data_dir) as control:
-        tenant = control.get_tenant(name)
-        if tenant is None:
-            raise click.ClickException(
-                f"no tenant named {name!r}: see 'minicc tenant list' for the names"
-            )
+        tenant = require_tenant(control, name)
         try:
             status = runtime.live_status(folder)
         except OSError as exc:

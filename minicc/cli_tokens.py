@@ -12,7 +12,6 @@ Like :mod:`minicc.cli_callcenter`, this module does not import :mod:`minicc.cli`
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,8 +21,13 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from minicc.config import env_var, resolve_data_dir
-from minicc.store.control import ControlStore
+from minicc.cli_common import (
+    data_dir_option,
+    json_option,
+    open_control,
+    require_tenant,
+    tenant_option,
+)
 from minicc.store.tokens import Role, TokenKind, TokenRecord, TokenStore
 from minicc.tenants.models import Tenant
 
@@ -34,14 +38,8 @@ __all__ = ["TOKEN_COMMANDS"]
 def _open(
     ctx: click.Context, data_dir: str | None, tenant_name: str
 ) -> Iterator[tuple[Tenant, TokenStore]]:
-    flag = data_dir or ctx.find_root().params.get("data_dir")
-    with ControlStore(resolve_data_dir(flag, os.environ)) as control:
-        tenant = control.get_tenant(tenant_name)
-        if tenant is None:
-            raise click.ClickException(
-                f"no tenant named {tenant_name!r}: see 'minicc tenant list' for the names"
-            )
-        yield tenant, TokenStore(control.db)
+    with open_control(ctx, data_dir) as control:
+        yield require_tenant(control, tenant_name), TokenStore(control.db)
 
 
 def _when(value: float | None) -> str:
@@ -63,15 +61,9 @@ def _json(record: TokenRecord) -> dict[str, object]:
     }
 
 
-_data_dir = click.option(
-    "--data-dir",
-    "data_dir",
-    type=click.Path(file_okay=False, path_type=str),
-    default=None,
-    help=f"Data folder (default: ${env_var('data_dir')}, else the per-user data folder).",
-)
-_tenant = click.option("--tenant", "tenant_name", required=True, help="Tenant name or SIP domain.")
-_as_json = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+_data_dir = data_dir_option
+_tenant = tenant_option
+_as_json = json_option
 
 
 @click.group()

@@ -9,7 +9,6 @@ command modules it does not import :mod:`minicc.cli`; a running server picks cha
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -17,37 +16,30 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from minicc.config import env_var, resolve_data_dir
+from minicc.cli_common import (
+    data_dir_option,
+    open_control,
+    require_tenant,
+    tenant_option,
+)
 from minicc.store.control import ControlStore
 from minicc.store.trunks import TrunkStore
 from minicc.tenants.trunks import EMERGENCY_NUMBERS, DialRules, Trunk
 
 __all__ = ["TRUNK_COMMANDS"]
 
-_data_dir = click.option(
-    "--data-dir",
-    "data_dir",
-    type=click.Path(file_okay=False, path_type=str),
-    default=None,
-    help=f"Data folder (default: ${env_var('data_dir')}, else the per-user data folder).",
-)
-_tenant = click.option("--tenant", "tenant_name", required=True, help="Tenant name or SIP domain.")
+_data_dir = data_dir_option
+_tenant = tenant_option
 
 
 @contextmanager
 def _trunks(ctx: click.Context, data_dir: str | None) -> Iterator[tuple[ControlStore, TrunkStore]]:
-    folder = resolve_data_dir(data_dir or ctx.find_root().params.get("data_dir"), os.environ)
-    with ControlStore(folder) as control:
+    with open_control(ctx, data_dir) as control:
         yield control, TrunkStore(control)
 
 
 def _tenant_name(control: ControlStore, name: str) -> str:
-    tenant = control.get_tenant(name)
-    if tenant is None:
-        raise click.ClickException(
-            f"no tenant named {name!r}: see 'minicc tenant list' for the names"
-        )
-    return tenant.name
+    return require_tenant(control, name).name
 
 
 @click.group()

@@ -11,7 +11,6 @@ Like :mod:`minicc.cli_tokens`, this module does not import :mod:`minicc.cli`.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -19,8 +18,13 @@ from datetime import UTC, datetime
 
 import click
 
-from minicc.config import env_var, resolve_data_dir
-from minicc.store.control import ControlStore
+from minicc.cli_common import (
+    data_dir_option,
+    json_option,
+    open_control,
+    require_tenant,
+    tenant_option,
+)
 from minicc.store.database import StoreError
 from minicc.store.tenant import TenantStore
 from minicc.tenants.models import Tenant
@@ -34,26 +38,15 @@ __all__ = ["WEBCALL_COMMANDS"]
 def _open(
     ctx: click.Context, data_dir: str | None, tenant_name: str
 ) -> Iterator[tuple[Tenant, TenantStore]]:
-    flag = data_dir or ctx.find_root().params.get("data_dir")
-    with ControlStore(resolve_data_dir(flag, os.environ)) as control:
-        tenant = control.get_tenant(tenant_name)
-        if tenant is None:
-            raise click.ClickException(
-                f"no tenant named {tenant_name!r}: see 'minicc tenant list' for the names"
-            )
+    with open_control(ctx, data_dir) as control:
+        tenant = require_tenant(control, tenant_name)
         with control.open_tenant(tenant) as store:
             yield tenant, store
 
 
-_data_dir = click.option(
-    "--data-dir",
-    "data_dir",
-    type=click.Path(file_okay=False, path_type=str),
-    default=None,
-    help=f"Data folder (default: ${env_var('data_dir')}, else the per-user data folder).",
-)
-_tenant = click.option("--tenant", "tenant_name", required=True, help="Tenant name or SIP domain.")
-_as_json = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+_data_dir = data_dir_option
+_tenant = tenant_option
+_as_json = json_option
 
 
 def _public(settings: WebcallSettings) -> dict[str, object]:

@@ -91,8 +91,12 @@ class TrunkTable:
         self._by_address, self._outbound, self._rules = by_address, outbound, dict(rules)
 
     def inbound(self, address: str) -> Trunk | None:
-        """The trunk a request from ``address`` comes through, if any."""
-        return self._by_address.get(_normal(address))
+        """The trunk a request from ``address`` comes through, if any.
+
+        Asked for every INVITE: ``address`` is the transport's own (already canonical) text,
+        so this is one dict lookup; the table's keys were made canonical when loaded.
+        """
+        return self._by_address.get(address)
 
     def outbound(self, tenant: str) -> Trunk | None:
         return self._outbound.get(tenant)

@@ -244,6 +244,8 @@ async def test_listen_in_on_a_server_without_the_route_says_so(live: Live, tmp_p
     app = SupervisorApp(boss, throttle=0.05)
     async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: app.stream_state == "live")
+        # The first read of queues and calls has landed: it cannot overwrite the call below.
+        await until(pilot, lambda: bool(app.queues))
         app.show(
             calls=[
                 {
